@@ -1,0 +1,1 @@
+"""Op families of the CPU provider: one file per family, each op registered once."""

@@ -1,0 +1,472 @@
+"""A compiled CPU partition: how the CPU provider runs a subgraph.
+
+Two ways to run, chosen per input-shape signature:
+
+- **Plan** (the fast path). When every shape in the partition is fixed by the input shapes
+  (no NonZero-like op, every Reshape target computed from constants or Shape ops), the first run
+  with a new signature is traced node by node; the trace fixes every value's shape, the memory
+  planner places the intermediates in one arena, and the nodes become one ``ferry_kernels.Plan``:
+  C++ kernels called in a loop without the GIL, numpy implementations as callbacks. Later runs
+  with that signature are one C++ call.
+- **Trace** (node by node, in Python). For partitions whose shapes depend on data, and for the
+  first run of each signature. Kernels are cached per node and input shapes.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from providers.base import CompileContext, CompiledPartition
+from providers.cpu import native, opset
+from runtime import ir, memory
+from runtime.executor import RunState as _RunState
+from runtime.errors import (FerryError, InvalidArgument, MemoryLimitExceeded, NotImplemented,
+                            RunCancelled, RuntimeException)
+
+log = logging.getLogger("ferry")
+
+# Ops whose output values change from run to run even with equal inputs.
+NONDETERMINISTIC_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+                        "Multinomial", "Bernoulli", "Dropout"}
+# Ops that only reinterpret their first input's memory: the planner makes their output a view.
+VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
+# Element types the C++ plan can hold in its arena (everything numpy stores flat).
+_PLANNABLE_KINDS = set("biufcV")
+
+
+@dataclass
+class _Step:
+    node_index: int
+    inputs: list[str]          # value names, '' when absent
+    outputs: list[str]
+    kernel: Any = None         # a ferry_kernels.Kernel, or None for a numpy callback
+    kernel_name: str = ""
+    constant_positions: tuple = ()
+
+
+@dataclass
+class _PlanEntry:
+    plan: Any
+    input_names: list[str]     # order of Plan.run's inputs
+    output_shapes: list[tuple]
+    output_dtypes: list[np.dtype]
+    produced_outputs: list[str]  # partition outputs written by the plan, in outputs order
+    memory: memory.MemoryPlan
+    kernels: list[str] = field(default_factory=list)
+
+
+class CpuPartition(CompiledPartition):
+    def __init__(self, graph: ir.Graph, provider, context: CompileContext):
+        self.provider = provider
+        self.graph = graph
+        self.context = context
+        self.inputs = graph.input_names
+        self.outputs = graph.output_names
+        self.nodes = ir.topological_sort(graph)
+        self.impls = []
+        self.attrs = []
+        for node in self.nodes:
+            impl = opset.get(node.op_type, node.domain, graph.opset(node.domain))
+            if impl is None:
+                raise NotImplemented(f"no CPU implementation for node {node.display}")
+            self.impls.append(impl)
+            self.attrs.append(impl.attrs_with_defaults(node.attrs))
+        overridable = context.overridable
+        self.constants = {k: v for k, v in graph.initializers.items() if k not in overridable}
+        opts = provider.options
+        self.use_native = bool(opts.get("use_native_kernels", True)) and native.available()
+        self.use_plan = bool(opts.get("use_plan", True)) and self.use_native
+        self.cache_size = int(opts.get("plan_cache_size", 16))
+        self.static = self._shapes_fixed_by_input_shapes()
+        self._plans: collections.OrderedDict = collections.OrderedDict()
+        self._trace_only: set = set()
+        self._kernel_cache: dict = {}
+        self._subgraph_parts: dict[int, CpuPartition] = {}
+        self._lock = threading.Lock()
+        self._memory_limit = context.session_options.effective_memory_limit() \
+            if context.session_options is not None else 1 << 40
+
+    # ---- analysis ------------------------------------------------------------------------
+    def _shapes_fixed_by_input_shapes(self) -> bool:
+        """True when every value's shape is a function of the partition's input shapes."""
+        shape_known = {n: True for n in self.inputs}
+        value_known = {n: False for n in self.inputs}
+        for n in self.graph.initializers:
+            shape_known[n] = True
+            value_known[n] = n in self.constants
+        for node, impl in zip(self.nodes, self.impls):
+            names = ir.node_all_inputs(node)
+            if impl.dynamic_shape or any(True for _ in node.subgraphs()):
+                sk = vk = False
+            else:
+                sk = all(shape_known.get(i, False) for i in names) and all(
+                    value_known.get(node.inputs[j], False)
+                    for j in impl.shape_inputs if j < len(node.inputs) and node.inputs[j])
+                vk = sk and node.op_type not in NONDETERMINISTIC_OPS and (
+                    impl.value_from_shape or all(value_known.get(i, False) for i in names))
+            for o in node.outputs:
+                if o:
+                    shape_known[o] = sk
+                    value_known[o] = vk
+            if not sk:
+                return False
+        return True
+
+    # ---- running -------------------------------------------------------------------------
+    def run(self, feeds: dict[str, Any], run_state: _RunState | None = None) -> dict[str, Any]:
+        run_state = run_state or _RunState()
+        key = self._signature(feeds) if (self.use_plan and self.static
+                                         and run_state.profiler is None) else None
+        if key is not None and key not in self._trace_only:
+            with self._lock:
+                entry = self._plans.get(key)
+                if entry is not None:
+                    self._plans.move_to_end(key)
+            if entry is not None:
+                try:
+                    return self._run_plan(entry, feeds, run_state)
+                except FerryError:
+                    raise
+                except Exception as exc:
+                    # Re-run node by node: either the plan's assumption broke (then this
+                    # signature stays on the slow path) or the trace names the failing node.
+                    log.debug("plan run failed (%s); retrying node by node", exc)
+                    with self._lock:
+                        self._trace_only.add(key)
+                        self._plans.pop(key, None)
+                    key = None
+        env, steps = self._trace(feeds, run_state, record=key is not None)
+        if key is not None and steps is not None:
+            try:
+                entry = self._build_plan(steps, env, feeds)
+            except Exception as exc:  # an exotic dtype the C++ side does not hold, etc.
+                log.debug("no plan for partition (%s); it runs node by node", exc)
+                with self._lock:
+                    self._trace_only.add(key)
+            else:
+                with self._lock:
+                    self._plans[key] = entry
+                    while len(self._plans) > self.cache_size:
+                        self._plans.popitem(last=False)
+        return {name: env[name] for name in self.outputs}
+
+    def _signature(self, feeds: dict[str, Any]):
+        sig = []
+        for name in self.inputs:
+            v = feeds.get(name)
+            if not isinstance(v, np.ndarray) or v.dtype.kind not in "biuf":
+                return None
+            default = self.graph.initializers.get(name)
+            sig.append((v.shape, v.dtype.str, v is default))
+        return tuple(sig)
+
+    def _run_plan(self, entry: _PlanEntry, feeds, run_state) -> dict[str, Any]:
+        run_state.check_cancelled()
+        ins = [np.ascontiguousarray(feeds[n]) for n in entry.input_names]
+        outs = [np.empty(s, d) for s, d in zip(entry.output_shapes, entry.output_dtypes)]
+        entry.plan.run(ins, outs)
+        result = dict(zip(entry.produced_outputs, outs))
+        for name in self.outputs:
+            if name not in result:  # passed straight through, or a constant
+                result[name] = feeds[name] if name in feeds else self.constants[name]
+        return result
+
+    def _node_context(self, node: ir.Node, env: dict, run_state: _RunState) -> opset.OpContext:
+        def run_subgraph(graph: ir.Graph, sub_feeds: dict[str, Any]) -> list:
+            part = self._subgraph_partition(graph)
+            full = {}
+            for name in part.inputs:
+                if name in sub_feeds:
+                    full[name] = sub_feeds[name]
+                elif name in env:
+                    full[name] = env[name]
+                else:
+                    raise RuntimeException(
+                        f"subgraph of node {node.display} reads '{name}', which is not defined "
+                        "in any enclosing scope")
+            out = part.run(full, run_state)
+            return [out[n] for n in part.outputs]
+
+        return opset.OpContext(
+            node_name=node.name, op_type=node.op_type, domain=node.domain,
+            opset=self.graph.opset(node.domain), num_outputs=len(node.outputs),
+            run_subgraph=run_subgraph, outer_scope=env,
+            rng=run_state.rng if run_state.rng is not None else np.random.default_rng())
+
+    def _subgraph_partition(self, graph: ir.Graph) -> "CpuPartition":
+        part = self._subgraph_parts.get(id(graph))
+        if part is None:
+            outer = sorted(graph.outer_references())
+            inputs = list(graph.inputs) + [ir.ValueInfo(name) for name in outer
+                                           if name not in graph.input_names]
+            wrapper = ir.Graph(name=graph.name, nodes=graph.nodes, inputs=inputs,
+                               outputs=graph.outputs, initializers=graph.initializers,
+                               value_info=graph.value_info, opsets=graph.opsets,
+                               parent=graph.parent)
+            ctx = CompileContext(session_options=self.context.session_options,
+                                 opsets=self.context.opsets)
+            part = CpuPartition(wrapper, self.provider, ctx)
+            with self._lock:
+                part = self._subgraph_parts.setdefault(id(graph), part)
+        return part
+
+    def _trace(self, feeds, run_state: _RunState, record: bool):
+        env: dict[str, Any] = dict(self.constants)
+        env.update(feeds)
+        steps: list[_Step] | None = [] if record else None
+        for i, (node, impl, attrs) in enumerate(zip(self.nodes, self.impls, self.attrs)):
+            run_state.check_cancelled()
+            ins = [env[n] if n else None for n in node.inputs]
+            profiler = run_state.profiler
+            t0 = profiler.now() if profiler is not None else 0
+            try:
+                outs, step = self._run_node(i, node, impl, attrs, ins, env, run_state)
+            except FerryError:
+                raise
+            except Exception as exc:
+                shapes = ", ".join(_describe(v) for v in ins)
+                raise RuntimeException(
+                    f"node {node.display} failed on inputs ({shapes}): "
+                    f"{type(exc).__name__}: {exc}") from exc
+            if profiler is not None:
+                profiler.node_event(node, "cpu", t0, ins, outs)
+            names = step.outputs if step.kernel is not None else node.outputs
+            for j, name in enumerate(names):
+                if not name:
+                    continue
+                if j >= len(outs) or (outs[j] is None and node.op_type not in _MAY_YIELD_NONE):
+                    raise RuntimeException(f"node {node.display} produced no value for its "
+                                           f"output #{j} '{name}'")
+                env[name] = outs[j]
+            if steps is not None:
+                steps.append(step)
+        for name in self.outputs:
+            if name not in env:
+                raise RuntimeException(f"partition output '{name}' was never computed")
+        return env, steps
+
+    def _run_node(self, index, node, impl, attrs, ins, env, run_state):
+        if self.use_native and impl.native is not None and all(
+                v is None or isinstance(v, np.ndarray) for v in ins):
+            key = (index,) + tuple(None if v is None else (v.shape, v.dtype.str) for v in ins)
+            shape_vals = tuple(
+                ins[j].tobytes() if j < len(ins) and ins[j] is not None else None
+                for j in impl.shape_inputs)
+            is_const = tuple(n in self.constants and v is self.constants[n]
+                             for n, v in zip(node.inputs, ins))
+            key = key + shape_vals + is_const
+            cached = self._kernel_cache.get(key)
+            if cached is None:
+                call = impl.native(ins, attrs)
+                if call is not None:
+                    positions = call.inputs if call.inputs is not None else list(range(len(ins)))
+                    kins = [ins[p] if p is not None and p < len(ins) else None for p in positions]
+                    names = [node.inputs[p] if p is not None and p < len(node.inputs) else ""
+                             for p in positions]
+                    constants = {}
+                    for j in call.constant_inputs:
+                        if names[j] and names[j] in self.constants and \
+                                kins[j] is self.constants[names[j]]:
+                            constants[j] = kins[j]
+                    for shape, dt in zip(call.output_shapes, call.output_dtypes):
+                        self._check_size(node, shape, dt)
+                    kernel = native.make(call, [() if v is None else v.shape for v in kins],
+                                         [None if v is None else v.dtype for v in kins],
+                                         constants)
+                    cached = (call, kernel, positions, names, tuple(sorted(constants)))
+                else:
+                    cached = (None, None, None, None, None)
+                if len(self._kernel_cache) > 4096:
+                    self._kernel_cache.clear()
+                self._kernel_cache[key] = cached
+            call, kernel, positions, names, const_pos = cached
+            if call is not None:
+                kins = [ins[p] if p is not None and p < len(ins) else None for p in positions]
+                kins = [None if j in const_pos else
+                        (None if v is None else np.ascontiguousarray(v))
+                        for j, v in enumerate(kins)]
+                outs = [np.empty(s, d) for s, d in zip(call.output_shapes, call.output_dtypes)]
+                kernel.run(kins, outs)
+                # A kernel writes every output it declares; unnamed ones still need memory.
+                out_names = [node.outputs[j] if j < len(node.outputs) and node.outputs[j]
+                             else f"\0unused:{index}:{j}" for j in range(len(outs))]
+                step = _Step(index, names, out_names, kernel, call.kernel, const_pos)
+                return outs, step
+        ctx = self._node_context(node, env, run_state)
+        outs = impl.call(ins, attrs, ctx)
+        outs = [np.asarray(o) if isinstance(o, (np.generic, float, int, bool)) else o
+                for o in outs]
+        return outs, _Step(index, list(node.inputs), list(node.outputs))
+
+    def _check_size(self, node, shape, dtype) -> None:
+        n = 1
+        for d in shape:
+            n *= int(d)
+        nbytes = n * np.dtype(dtype).itemsize
+        if nbytes > self._memory_limit:
+            raise MemoryLimitExceeded(
+                f"node {node.display} would allocate {nbytes} bytes for an output of shape "
+                f"{list(shape)}, over the session's memory limit of {self._memory_limit}")
+
+    # ---- plan building -------------------------------------------------------------------
+    def _build_plan(self, steps: list[_Step], env: dict, feeds: dict) -> _PlanEntry:
+        import ferry_kernels as fk
+
+        for name, v in env.items():
+            if isinstance(v, np.ndarray) and v.dtype.kind not in "biuf" and \
+                    name not in self.constants:
+                raise TypeError(f"value '{name}' of dtype {v.dtype} cannot live in the arena")
+            if not isinstance(v, np.ndarray):
+                raise TypeError(f"value '{name}' is a {type(v).__name__}, not a tensor")
+
+        output_set = set(self.outputs)
+        produced = {o for s in steps for o in s.outputs if o}
+        produced_outputs = [n for n in self.outputs if n in produced]
+        fed = [n for n in self.inputs if n in feeds and not (
+            n in self.constants and feeds[n] is self.constants[n])]
+
+        # Which steps become views (dropped from the plan)?
+        alias_of: dict[str, str] = {}
+        kept: list[_Step] = []
+        for s in steps:
+            node = self.nodes[s.node_index]
+            if (s.kernel is not None and s.kernel_name == "Copy" and node.op_type in VIEW_OPS
+                    and s.outputs and s.outputs[0] and s.outputs[0] not in output_set
+                    and s.inputs and s.inputs[0] and len([o for o in s.outputs if o]) == 1):
+                alias_of[s.outputs[0]] = s.inputs[0]
+                continue
+            kept.append(s)
+
+        requests: dict[str, memory.ValueRequest] = {}
+
+        def kind_of(name: str) -> str:
+            if name in output_set and name in produced:
+                return "output"
+            if name in fed:
+                return "input"
+            if name in self.constants or name in feeds:
+                return "const"
+            return "arena"
+
+        names_in_order: list[str] = []
+        for s in kept:
+            for n in list(s.inputs) + list(s.outputs):
+                if n and n not in requests:
+                    names_in_order.append(n)
+                    requests[n] = memory.ValueRequest(n, int(env[n].nbytes), kind_of(n),
+                                                      alias_of.get(n))
+        # Views read by kept steps must also be present, with their targets.
+        for n in list(requests):
+            t = alias_of.get(n)
+            while t and t not in requests:
+                requests[t] = memory.ValueRequest(t, int(env[t].nbytes), kind_of(t),
+                                                  alias_of.get(t))
+                names_in_order.append(t)
+                t = alias_of.get(t)
+        for n in produced_outputs:
+            if n not in requests:
+                requests[n] = memory.ValueRequest(n, int(env[n].nbytes), "output")
+                names_in_order.append(n)
+
+        plan_steps = [(s.inputs, s.outputs) for s in kept]
+        mem = memory.plan_memory(plan_steps, requests)
+
+        ids = {n: i for i, n in enumerate(names_in_order)}
+        input_names = [n for n in fed if n in requests]
+        values = []
+        for n in names_in_order:
+            v = env[n]
+            shape = list(v.shape)
+            dt = v.dtype.name
+            req = requests[n]
+            if req.alias_of:
+                values.append(("alias", ids[req.alias_of], shape, dt, None))
+            elif req.kind == "input":
+                values.append(("input", input_names.index(n), shape, dt, None))
+            elif req.kind == "const":
+                values.append(("const", 0, shape, dt, np.ascontiguousarray(v)))
+            elif req.kind == "output":
+                values.append(("output", produced_outputs.index(n), shape, dt, None))
+            else:
+                values.append(("arena", mem.placements[n].offset, shape, dt, None))
+
+        fk_steps = []
+        for s in kept:
+            node = self.nodes[s.node_index]
+            if s.kernel is not None:
+                in_ids = [-1 if (not n or j in s.constant_positions) else ids[n]
+                          for j, n in enumerate(s.inputs)]
+                out_ids = [ids[n] if n else -1 for n in s.outputs]
+                fk_steps.append((s.kernel, in_ids, out_ids))
+            else:
+                in_ids = [ids[n] if n else -1 for n in s.inputs]
+                out_ids = [ids[n] for n in s.outputs if n]
+                fk_steps.append((self._callback(s.node_index), in_ids, out_ids))
+        plan = fk.Plan(int(mem.arena_bytes), values, fk_steps)
+        return _PlanEntry(
+            plan=plan, input_names=input_names,
+            output_shapes=[env[n].shape for n in produced_outputs],
+            output_dtypes=[env[n].dtype for n in produced_outputs],
+            produced_outputs=produced_outputs, memory=mem,
+            kernels=[s.kernel_name or f"numpy:{self.nodes[s.node_index].op_type}" for s in kept])
+
+    def _callback(self, index: int):
+        node, impl, attrs = self.nodes[index], self.impls[index], self.attrs[index]
+        ctx = opset.OpContext(node_name=node.name, op_type=node.op_type, domain=node.domain,
+                              opset=self.graph.opset(node.domain), num_outputs=len(node.outputs),
+                              rng=np.random.default_rng())
+        wanted = [j for j, o in enumerate(node.outputs) if o]
+
+        def callback(*args):
+            outs = impl.call(list(args), attrs, ctx)
+            if len(wanted) == 1:
+                return np.asarray(outs[wanted[0]])
+            return tuple(np.asarray(outs[j]) for j in wanted)
+
+        callback.__name__ = f"{node.op_type}_{node.name}"
+        return callback
+
+    # ---- reporting -----------------------------------------------------------------------
+    def explain(self) -> dict[str, Any]:
+        with self._lock:
+            plans = list(self._plans.items())
+        info: dict[str, Any] = {
+            "nodes": len(self.nodes),
+            "static_shapes": self.static,
+            "native_kernels": self.use_native,
+            "native_unavailable_reason": "" if native.available() else native.unavailable_reason(),
+            "plans": [],
+        }
+        for key, entry in plans:
+            info["plans"].append({
+                "input_shapes": [list(s) for s, _, _ in key],
+                "arena_bytes": entry.memory.arena_bytes,
+                "naive_bytes": entry.memory.naive_bytes,
+                "steps": len(entry.kernels),
+                "kernels": collections.Counter(entry.kernels),
+                "memory_plan": entry.memory,
+            })
+        return info
+
+
+# Ops whose numpy implementation legitimately yields None (an empty optional).
+_MAY_YIELD_NONE = {"Optional", "OptionalGetElement", "If", "Loop", "Identity", "SequenceAt"}
+
+
+def _describe(v: Any) -> str:
+    if isinstance(v, np.ndarray):
+        return f"{v.dtype}{list(v.shape)}"
+    if v is None:
+        return "None"
+    if isinstance(v, list):
+        return f"sequence[{len(v)}]"
+    return type(v).__name__
+
+
+__all__ = ["CpuPartition", "InvalidArgument"]

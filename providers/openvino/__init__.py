@@ -1,0 +1,1 @@
+"""The openvino execution provider."""

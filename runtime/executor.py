@@ -1,0 +1,94 @@
+"""Runs the partitions of a session in order and moves tensors across devices at their edges."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from runtime import ir
+from runtime.errors import FerryError, RunCancelled, RuntimeException
+from runtime.partition import Partitioning
+
+
+class RunState:
+    """What one run carries: options (terminate flag) and the profiler, if any."""
+
+    def __init__(self, run_options=None, profiler=None, rng=None):
+        self.run_options = run_options
+        self.profiler = profiler
+        self.rng = rng
+
+    def check_cancelled(self) -> None:
+        ro = self.run_options
+        if ro is not None and ro.terminate:
+            raise RunCancelled("the run was cancelled (RunOptions.terminate was set)")
+
+
+class Executor:
+    def __init__(self, graph: ir.Graph, partitioning: Partitioning, overridable: set[str]):
+        self.graph = graph
+        self.partitioning = partitioning
+        self.partitions = partitioning.partitions
+        self.defaults = {k: v for k, v in graph.initializers.items() if k in overridable}
+        self.constants = graph.initializers
+        # Last partition that reads each value: it can be dropped after that.
+        last_use: dict[str, int] = {}
+        for i, part in enumerate(self.partitions):
+            for name in part.inputs:
+                last_use[name] = i
+        self.last_use = last_use
+
+    def run(self, feeds: dict[str, Any], output_names: list[str], run_options=None,
+            profiler=None) -> list[Any]:
+        state = RunState(run_options, profiler)
+        deadline = None
+        if run_options is not None and getattr(run_options, "timeout_s", None):
+            deadline = time.monotonic() + float(run_options.timeout_s)
+        env: dict[str, Any] = dict(self.defaults)
+        env.update(feeds)
+        keep = set(output_names)
+        for i, part in enumerate(self.partitions):
+            state.check_cancelled()
+            if deadline is not None and time.monotonic() > deadline:
+                raise RunCancelled(f"the run exceeded its timeout of {run_options.timeout_s} s")
+            prov = part.provider
+            part_feeds = {}
+            for name in part.inputs:
+                if name in env:
+                    value = env[name]
+                elif name in self.constants:
+                    value = self.constants[name]
+                else:
+                    raise RuntimeException(f"value '{name}' needed by a {prov.name} partition "
+                                           "was never produced")
+                if not prov.is_on_device(value):
+                    value = prov.to_device(value)
+                part_feeds[name] = value
+            try:
+                outs = part.compiled.run(part_feeds, state)
+            except FerryError:
+                raise
+            except Exception as exc:
+                raise RuntimeException(
+                    f"{prov.name} partition failed: {type(exc).__name__}: {exc}") from exc
+            env.update(outs)
+            for name in part.inputs:
+                if self.last_use.get(name) == i and name not in keep and name not in feeds:
+                    env.pop(name, None)
+        result = []
+        for name in output_names:
+            if name in env:
+                value = env[name]
+            elif name in self.constants:
+                value = self.constants[name]
+            else:
+                raise RuntimeException(f"output '{name}' was not produced")
+            owner = self._owner_of(name)
+            result.append(owner.to_host(value) if owner is not None else value)
+        return result
+
+    def _owner_of(self, name: str):
+        for part in self.partitions:
+            if name in part.outputs:
+                return part.provider
+        return None

@@ -1,0 +1,243 @@
+"""Loading: a path, bytes or a ModelProto becomes a checked, shape-inferred ``LoadedModel``.
+
+Untrusted input is the normal case here: bad bytes raise :class:`InvalidProtobuf`, a malformed
+graph :class:`InvalidGraph`, and external data is read only from files inside the model's own
+folder (no absolute paths, no ``..``, no symlink that leads out).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+import onnx.inliner
+from google.protobuf.message import DecodeError
+from onnx import TensorProto
+
+from runtime import ir
+from runtime.errors import InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile, UnsafeModel
+
+# Opset versions this runtime knows, per domain: newer ones are refused with a clear error
+# rather than run with guessed semantics.
+MAX_KNOWN_OPSET = {"": 23, "ai.onnx.ml": 5, "ai.onnx.preview.training": 1, "com.microsoft": 1,
+                   "ferry": 1}
+
+
+# Checker complaints about models onnxruntime runs without trouble: accepted with a warning.
+_BENIGN_CHECKER_MESSAGES = (
+    "Field 'shape' of 'type' is required but missing",
+)
+
+log = logging.getLogger("ferry")
+
+
+@dataclass
+class LoadedModel:
+    proto: onnx.ModelProto            # with external data loaded into raw_data
+    graph: ir.Graph
+    path: str | None                  # file the model came from, if any
+    base_dir: str | None              # folder external data is confined to
+    opsets: dict[str, int] = field(default_factory=dict)
+    functions: dict[tuple[str, str], onnx.FunctionProto] = field(default_factory=dict)
+
+
+def _parse_bytes(data: bytes) -> onnx.ModelProto:
+    if not data:
+        raise InvalidProtobuf("the model is empty (0 bytes)")
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise InvalidProtobuf(f"the bytes are not an ONNX model (protobuf parse failed: {exc})") \
+            from None
+    if not model.HasField("graph"):
+        raise InvalidProtobuf("the bytes parse as protobuf but hold no ONNX graph "
+                              "(not an ONNX model, or truncated)")
+    return model
+
+
+def _confined_path(base_dir: str, location: str, tensor_name: str) -> str:
+    """Absolute path of an external-data file, refusing anything outside ``base_dir``."""
+    if not location:
+        raise UnsafeModel(f"tensor '{tensor_name}': external data has no location")
+    if os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location[:3]:
+        raise UnsafeModel(f"tensor '{tensor_name}': external data location '{location}' is an "
+                          "absolute path; only files inside the model's folder are read")
+    parts = location.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise UnsafeModel(f"tensor '{tensor_name}': external data location '{location}' leaves "
+                          "the model's folder ('..' is refused)")
+    root = os.path.realpath(base_dir)
+    full = os.path.realpath(os.path.join(root, location))
+    if os.path.commonpath([root, full]) != root:
+        raise UnsafeModel(f"tensor '{tensor_name}': external data location '{location}' "
+                          "resolves outside the model's folder (symlink?)")
+    if not os.path.isfile(full):
+        raise NoSuchFile(f"tensor '{tensor_name}': external data file '{location}' not found in "
+                         f"{root}")
+    return full
+
+
+def _expected_nbytes(t: TensorProto) -> int | None:
+    n = 1
+    for d in t.dims:
+        if d < 0:
+            raise InvalidGraph(f"tensor '{t.name}' has a negative dimension {d}")
+        n *= int(d)
+    if t.data_type in (TensorProto.STRING, TensorProto.UNDEFINED):
+        return None
+    if t.data_type in (TensorProto.INT4, TensorProto.UINT4):
+        return (n + 1) // 2
+    if t.data_type == getattr(TensorProto, "FLOAT4E2M1", -1):
+        return (n + 1) // 2
+    itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    return n * itemsize
+
+
+def _all_tensors(model: onnx.ModelProto):
+    """Every TensorProto of the model, including those in attributes of nested graphs."""
+    def from_graph(g: onnx.GraphProto):
+        yield from g.initializer
+        for sp in g.sparse_initializer:
+            yield sp.values
+            yield sp.indices
+        for node in g.node:
+            for a in node.attribute:
+                if a.HasField("t"):
+                    yield a.t
+                yield from a.tensors
+                if a.HasField("g"):
+                    yield from from_graph(a.g)
+                for sub in a.graphs:
+                    yield from from_graph(sub)
+    yield from from_graph(model.graph)
+
+
+def _load_external_data(model: onnx.ModelProto, base_dir: str | None, limit: int) -> None:
+    for t in _all_tensors(model):
+        if t.data_location != TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        if base_dir is None:
+            raise UnsafeModel(
+                f"tensor '{t.name}' uses external data, but the model was given as bytes or a "
+                "ModelProto with no folder: load it from its path, or set the session config "
+                "entry 'session.model_external_initializers_file_folder_path'")
+        full = _confined_path(base_dir, info.get("location", ""), t.name)
+        try:
+            offset = int(info.get("offset", 0) or 0)
+            length = int(info["length"]) if info.get("length") else None
+        except ValueError:
+            raise InvalidGraph(f"tensor '{t.name}': bad external data offset/length") from None
+        size = os.path.getsize(full)
+        expected = _expected_nbytes(t)
+        if length is None:
+            length = expected if expected is not None else size - offset
+        if offset < 0 or length < 0 or offset + length > size:
+            raise InvalidGraph(f"tensor '{t.name}': external data [{offset}, {offset + length}) "
+                               f"lies outside '{info.get('location')}' ({size} bytes)")
+        if expected is not None and length != expected:
+            raise InvalidGraph(f"tensor '{t.name}': external data holds {length} bytes, its "
+                               f"shape and type need {expected}")
+        if length > limit:
+            raise UnsafeModel(f"tensor '{t.name}' needs {length} bytes, over the memory limit")
+        with open(full, "rb") as f:
+            f.seek(offset)
+            t.raw_data = f.read(length)
+        t.data_location = TensorProto.DEFAULT
+        del t.external_data[:]
+
+
+def _check_inline_tensors(model: onnx.ModelProto, limit: int) -> None:
+    """Refuse tensors whose declared size disagrees with their data (hostile or truncated)."""
+    for t in _all_tensors(model):
+        if t.data_location == TensorProto.EXTERNAL:
+            continue
+        expected = _expected_nbytes(t)
+        if expected is None:
+            continue
+        if expected > limit:
+            raise UnsafeModel(f"tensor '{t.name}' declares {expected} bytes, over the memory "
+                              f"limit of {limit} bytes")
+        if t.HasField("raw_data") or t.raw_data:
+            if len(t.raw_data) != expected:
+                raise InvalidGraph(f"tensor '{t.name}' has {len(t.raw_data)} bytes of raw data; "
+                                   f"its shape {list(t.dims)} and type need {expected}")
+
+
+def load_model(model, *, external_data_dir: str | None = None,
+               memory_limit: int = 1 << 40, check: bool = True) -> LoadedModel:
+    """Load and validate a model from a path, bytes or an ``onnx.ModelProto``."""
+    path = None
+    if isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        if not os.path.exists(path):
+            raise NoSuchFile(f"model file '{path}' does not exist")
+        if os.path.isdir(path):
+            raise InvalidArgument(f"'{path}' is a folder, not a model file")
+        with open(path, "rb") as f:
+            proto = _parse_bytes(f.read())
+        base_dir = os.path.dirname(os.path.abspath(path))
+    elif isinstance(model, (bytes, bytearray, memoryview)):
+        proto = _parse_bytes(bytes(model))
+        base_dir = external_data_dir
+    elif isinstance(model, onnx.ModelProto):
+        proto = onnx.ModelProto()
+        proto.CopyFrom(model)
+        base_dir = external_data_dir
+    else:
+        raise InvalidArgument(
+            f"a model must be a path, bytes or an onnx.ModelProto, not {type(model).__name__}")
+
+    if not proto.HasField("graph"):
+        raise InvalidGraph("the model has no graph")
+    opsets: dict[str, int] = {}
+    for imp in proto.opset_import:
+        dom = "" if imp.domain in ("", "ai.onnx") else imp.domain
+        opsets[dom] = int(imp.version)
+    if not proto.opset_import and proto.ir_version < 3:
+        opsets[""] = 1
+    for dom, ver in opsets.items():
+        known = MAX_KNOWN_OPSET.get(dom)
+        if known is not None and ver > known:
+            raise InvalidGraph(f"the model imports opset {ver} of domain "
+                               f"'{dom or 'ai.onnx'}'; ferry knows up to {known}")
+        if ver < 1:
+            raise InvalidGraph(f"opset version {ver} for domain '{dom or 'ai.onnx'}' is invalid")
+
+    _load_external_data(proto, base_dir, memory_limit)
+    _check_inline_tensors(proto, memory_limit)
+
+    if check:
+        try:
+            onnx.checker.check_model(proto)
+        except onnx.checker.ValidationError as exc:
+            msg = str(exc).strip().splitlines()
+            text = " ".join(msg[:3])
+            if not any(b in text for b in _BENIGN_CHECKER_MESSAGES):
+                raise InvalidGraph("the model fails onnx.checker: " + text) from None
+            log.warning("onnx.checker: %s (accepted, as onnxruntime does)", text)
+        except Exception as exc:  # the checker's C++ side can raise other types on garbage
+            raise InvalidGraph(f"the model fails onnx.checker: {exc}") from None
+
+    if proto.functions:
+        # Model-local functions become plain nodes, so every pass and provider sees real ops.
+        try:
+            proto = onnx.inliner.inline_local_functions(proto)
+        except Exception as exc:
+            raise InvalidGraph(f"the model's local functions cannot be inlined: {exc}") from None
+
+    inferred = proto
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+    except Exception:
+        # Shape inference is a help, not a requirement: custom ops or odd models may defeat it.
+        inferred = proto
+
+    functions = {(f.domain, f.name): f for f in proto.functions}
+    graph = ir.graph_from_onnx(inferred.graph, opsets=opsets, base_dir=base_dir)
+    return LoadedModel(proto=proto, graph=graph, path=path, base_dir=base_dir, opsets=opsets,
+                       functions=functions)

@@ -1,0 +1,232 @@
+"""Session and run options, named and shaped as in onnxruntime."""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import threading
+from typing import Any
+
+from runtime.errors import InvalidArgument
+
+
+class GraphOptimizationLevel(enum.IntEnum):
+    """How much the graph optimizer may rewrite (ORT's enum names and values)."""
+
+    ORT_DISABLE_ALL = 0
+    ORT_ENABLE_BASIC = 1
+    ORT_ENABLE_EXTENDED = 2
+    ORT_ENABLE_ALL = 99
+
+
+class ExecutionMode(enum.IntEnum):
+    ORT_SEQUENTIAL = 0
+    ORT_PARALLEL = 1
+
+
+def _cgroup_cpu_limit() -> float | None:
+    """CPUs granted by a container's CPU quota (cgroup v2 cpu.max or v1 cfs), if any."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            return int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
+            quota = int(f.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
+            period = int(f.read())
+        if quota > 0 and period > 0:
+            return quota / period
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def default_thread_count() -> int:
+    """Threads we may use: CPU affinity of this process, capped by a container's CPU quota.
+
+    ``os.cpu_count()`` reports the host's cores, which oversubscribes inside containers and
+    under taskset; onnxruntime makes the same choice.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = _cgroup_cpu_limit()
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota)))
+    return max(1, n)
+
+
+def _check_int(name: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidArgument(f"SessionOptions.{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+class SessionOptions:
+    """Options for :class:`runtime.InferenceSession` (onnxruntime's names).
+
+    ``intra_op_num_threads = 0`` means "choose": the CPUs this process may use (affinity and
+    container quota respected). ``strict_providers = True`` turns off the fallback chain: the
+    session fails, naming every node, when the providers asked for cannot run the whole graph.
+    ``memory_limit_bytes`` caps any single tensor the session would allocate (0: no cap beyond
+    a default guard of half the machine's memory).
+    """
+
+    def __init__(self) -> None:
+        self.graph_optimization_level = GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.intra_op_num_threads = 0
+        self.inter_op_num_threads = 0
+        self.execution_mode = ExecutionMode.ORT_SEQUENTIAL
+        self.enable_profiling = False
+        self.profile_file_prefix = "ferry_profile"
+        self.optimized_model_filepath = ""
+        self.log_severity_level = 2
+        self.log_verbosity_level = 0
+        self.logid = ""
+        self.enable_mem_pattern = True
+        self.enable_cpu_mem_arena = True
+        self.enable_mem_reuse = True
+        self.use_deterministic_compute = False
+        self.strict_providers = False
+        self.memory_limit_bytes = 0
+        self._config: dict[str, str] = {}
+
+    # --- validated properties -----------------------------------------------------------
+    @property
+    def graph_optimization_level(self) -> GraphOptimizationLevel:
+        return self._graph_optimization_level
+
+    @graph_optimization_level.setter
+    def graph_optimization_level(self, value) -> None:
+        try:
+            self._graph_optimization_level = GraphOptimizationLevel(value)
+        except ValueError:
+            valid = ", ".join(f"{m.name}={m.value}" for m in GraphOptimizationLevel)
+            raise InvalidArgument(
+                f"graph_optimization_level {value!r} is not one of: {valid}") from None
+
+    @property
+    def execution_mode(self) -> ExecutionMode:
+        return self._execution_mode
+
+    @execution_mode.setter
+    def execution_mode(self, value) -> None:
+        try:
+            self._execution_mode = ExecutionMode(value)
+        except ValueError:
+            raise InvalidArgument(
+                f"execution_mode {value!r} is not ORT_SEQUENTIAL or ORT_PARALLEL") from None
+
+    @property
+    def intra_op_num_threads(self) -> int:
+        return self._intra
+
+    @intra_op_num_threads.setter
+    def intra_op_num_threads(self, value) -> None:
+        self._intra = _check_int("intra_op_num_threads", value)
+
+    @property
+    def inter_op_num_threads(self) -> int:
+        return self._inter
+
+    @inter_op_num_threads.setter
+    def inter_op_num_threads(self, value) -> None:
+        self._inter = _check_int("inter_op_num_threads", value)
+
+    @property
+    def log_severity_level(self) -> int:
+        return self._log_severity
+
+    @log_severity_level.setter
+    def log_severity_level(self, value) -> None:
+        value = _check_int("log_severity_level", value)
+        if value > 4:
+            raise InvalidArgument("log_severity_level must be 0 (verbose) .. 4 (fatal)")
+        self._log_severity = value
+
+    @property
+    def memory_limit_bytes(self) -> int:
+        return self._memory_limit
+
+    @memory_limit_bytes.setter
+    def memory_limit_bytes(self, value) -> None:
+        self._memory_limit = _check_int("memory_limit_bytes", value)
+
+    # --- ORT's free-form configuration entries --------------------------------------------
+    def add_session_config_entry(self, key: str, value: str) -> None:
+        self._config[str(key)] = str(value)
+
+    def get_session_config_entry(self, key: str) -> str:
+        if key not in self._config:
+            raise InvalidArgument(f"session config entry '{key}' is not set")
+        return self._config[key]
+
+    def resolved_intra_op_threads(self) -> int:
+        return self.intra_op_num_threads or default_thread_count()
+
+    def effective_memory_limit(self) -> int:
+        """Largest single tensor we agree to allocate, in bytes."""
+        if self.memory_limit_bytes:
+            return self.memory_limit_bytes
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            total = 16 << 30
+        return total // 2
+
+    def __repr__(self) -> str:
+        fields = ("graph_optimization_level", "intra_op_num_threads", "inter_op_num_threads",
+                  "execution_mode", "enable_profiling", "strict_providers")
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in fields)
+        return f"SessionOptions({inner})"
+
+
+class RunOptions:
+    """Per-call options of :meth:`InferenceSession.run` (onnxruntime's names).
+
+    Setting ``terminate = True`` from another thread stops a run in progress with
+    :class:`runtime.errors.RunCancelled`. ``timeout_s`` (ferry's) bounds one run's time.
+    """
+
+    def __init__(self) -> None:
+        self.log_severity_level = 2
+        self.log_verbosity_level = 0
+        self.logid = ""
+        self.run_tag = ""
+        self.timeout_s: float | None = None
+        self.only_execute_path_to_fetches = False
+        self._terminate = threading.Event()
+        self._config: dict[str, str] = {}
+
+    @property
+    def terminate(self) -> bool:
+        return self._terminate.is_set()
+
+    @terminate.setter
+    def terminate(self, value: bool) -> None:
+        if value:
+            self._terminate.set()
+        else:
+            self._terminate.clear()
+
+    @property
+    def log_tag(self) -> str:
+        return self.run_tag
+
+    @log_tag.setter
+    def log_tag(self, value: str) -> None:
+        self.run_tag = value
+
+    def add_run_config_entry(self, key: str, value: str) -> None:
+        self._config[str(key)] = str(value)
+
+    def get_run_config_entry(self, key: str) -> str:
+        if key not in self._config:
+            raise InvalidArgument(f"run config entry '{key}' is not set")
+        return self._config[key]

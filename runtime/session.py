@@ -1,0 +1,382 @@
+"""InferenceSession: onnxruntime's API, ferry's engine.
+
+Code written for onnxruntime works by changing the import::
+
+    from runtime import InferenceSession
+    sess = InferenceSession("model.onnx", providers=["cpu"])
+    outputs = sess.run(None, {"input": x})
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from providers import registry
+from providers.base import CompileContext, ExecutionProvider
+from runtime import ir
+from runtime.errors import InvalidArgument, ProviderOptionError, suggest
+from runtime.executor import Executor
+from runtime.model import load_model
+from runtime.optimizer import optimize
+from runtime.options import GraphOptimizationLevel, RunOptions, SessionOptions
+from runtime.partition import partition_graph
+
+log = logging.getLogger("ferry")
+
+_SEVERITY_TO_LOGGING = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR,
+                        4: logging.CRITICAL}
+
+
+class ProviderFallbackWarning(UserWarning):
+    """A provider the user asked for cannot be used; the session runs on the others."""
+
+
+@dataclass
+class NodeArg:
+    """An input or output of the model, as onnxruntime describes it."""
+
+    name: str
+    type: str
+    shape: list  # ints for fixed dims, strings for symbolic ones, None for unknown
+
+    def __repr__(self) -> str:
+        return f"NodeArg(name='{self.name}', type='{self.type}', shape={self.shape})"
+
+
+@dataclass
+class ModelMetadata:
+    producer_name: str = ""
+    graph_name: str = ""
+    domain: str = ""
+    description: str = ""
+    graph_description: str = ""
+    version: int = 0
+    custom_metadata_map: dict[str, str] = field(default_factory=dict)
+
+
+def _node_arg(vi: ir.ValueInfo) -> NodeArg:
+    shape = None if vi.shape is None else list(vi.shape)
+    return NodeArg(vi.name, vi.type_string, shape)
+
+
+def _describe_value(v: Any) -> str:
+    if isinstance(v, np.ndarray):
+        return f"{v.dtype} array of shape {list(v.shape)}"
+    return f"{type(v).__name__}"
+
+
+def _parse_provider_list(providers, provider_options) -> list[tuple[str, dict]]:
+    if providers is None:
+        providers = ["cpu"]
+    if isinstance(providers, str):
+        providers = [providers]
+    if provider_options is not None:
+        if len(provider_options) != len(providers):
+            raise InvalidArgument(
+                f"provider_options has {len(provider_options)} entries for {len(providers)} "
+                "providers; give one dict per provider")
+    result: list[tuple[str, dict]] = []
+    seen = set()
+    for i, entry in enumerate(providers):
+        if isinstance(entry, (tuple, list)):
+            if len(entry) != 2 or not isinstance(entry[1], dict):
+                raise InvalidArgument(f"provider entry {entry!r} must be a name or a "
+                                      "(name, options_dict) tuple")
+            name, opts = entry[0], dict(entry[1])
+        else:
+            name, opts = entry, {}
+        if provider_options is not None:
+            opts.update(provider_options[i] or {})
+        short = registry.canonical_name(name)
+        if short in seen:
+            raise InvalidArgument(f"provider '{name}' is listed twice")
+        seen.add(short)
+        result.append((short, opts))
+    return result
+
+
+class InferenceSession:
+    """Load a model once, run it many times (thread-safe ``run``)."""
+
+    def __init__(self, path_or_bytes, sess_options: SessionOptions | None = None,
+                 providers: Sequence | None = None, provider_options: Sequence | None = None,
+                 **kwargs):
+        if kwargs:
+            raise InvalidArgument(f"unexpected arguments: {', '.join(kwargs)}")
+        self._options = sess_options if sess_options is not None else SessionOptions()
+        if not isinstance(self._options, SessionOptions):
+            raise InvalidArgument("sess_options must be a runtime.SessionOptions")
+        self._closed = False
+        self._lock = threading.Lock()
+        log.setLevel(_SEVERITY_TO_LOGGING.get(self._options.log_severity_level, logging.WARNING))
+
+        # 1. Providers: validate everything before any work, so an option error is never
+        #    mistaken for unavailability.
+        requested = _parse_provider_list(providers, provider_options)
+        classes = [(name, registry.provider_class(name), opts) for name, opts in requested]
+        for name, cls, opts in classes:
+            cls.parse_options(opts)
+        self._requested = [name for name, _ in requested]
+        active: list[ExecutionProvider] = []
+        self._unavailable: dict[str, str] = {}
+        for name, cls, opts in classes:
+            ok, reason = cls.availability()
+            if not ok:
+                self._unavailable[name] = reason
+                continue
+            active.append(cls(opts, self._options))
+        if self._unavailable:
+            msg = "; ".join(f"'{n}' is unavailable: {r}" for n, r in self._unavailable.items())
+            rest = [p.name for p in active] or (["cpu"] if not self._options.strict_providers
+                                                 else [])
+            text = f"{msg}. Running on {', '.join(rest) or 'nothing'}."
+            log.warning(text)
+            warnings.warn(text, ProviderFallbackWarning, stacklevel=2)
+        if not any(p.name == "cpu" for p in active) and not self._options.strict_providers:
+            cpu_cls = registry.provider_class("cpu")
+            active.append(cpu_cls({}, self._options))
+        if not active:
+            raise ProviderOptionError(
+                "no usable provider: every provider asked for is unavailable and strict mode "
+                f"forbids falling back to the CPU ({'; '.join(self._unavailable.values())})")
+        self._providers = active
+
+        # 2. Load, optimize.
+        self._model = load_model(path_or_bytes, memory_limit=self._options.effective_memory_limit(),
+                                 external_data_dir=self._options._config.get(
+                                     "session.model_external_initializers_file_folder_path"))
+        graph = self._model.graph
+        input_names = set(graph.input_names)
+        self._overridable = {n for n in graph.initializers if n in input_names}
+        self._graph, self._applied_passes = optimize(
+            graph, GraphOptimizationLevel(self._options.graph_optimization_level))
+        if self._options.optimized_model_filepath:
+            self._save_optimized(self._options.optimized_model_filepath)
+
+        # 3. Threads for our kernels.
+        self._threads = self._options.resolved_intra_op_threads()
+        try:
+            import ferry_kernels
+
+            ferry_kernels.set_num_threads(self._threads)
+        except ImportError:
+            pass
+
+        # 4. Partition and compile.
+        context = CompileContext(session_options=self._options, opsets=self._model.opsets,
+                                 constant_names=set(graph.initializers) - self._overridable,
+                                 overridable=self._overridable, model_path=self._model.path)
+        self._partitioning = partition_graph(self._graph, self._providers, context)
+        self._log_fallback()
+        self._executor = Executor(self._graph, self._partitioning, self._overridable)
+
+        self._inputs = [_node_arg(v) for v in graph.inputs if v.name not in graph.initializers]
+        self._outputs = [_node_arg(v) for v in graph.outputs]
+        self._overridable_args = [_node_arg(v) for v in graph.inputs
+                                  if v.name in graph.initializers]
+        self._input_info = {v.name: v for v in graph.inputs}
+        self._profiler = None
+        if self._options.enable_profiling:
+            from runtime.profiling import Profiler
+
+            self._profiler = Profiler(self._options.profile_file_prefix)
+
+    # ---- description ---------------------------------------------------------------------
+    def get_inputs(self) -> list[NodeArg]:
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[NodeArg]:
+        return list(self._outputs)
+
+    def get_overridable_initializers(self) -> list[NodeArg]:
+        return list(self._overridable_args)
+
+    def get_providers(self) -> list[str]:
+        return [registry.ort_name(p.name) for p in self._providers]
+
+    def get_provider_options(self) -> dict[str, dict[str, str]]:
+        return {registry.ort_name(p.name): p.provider_options_for_report()
+                for p in self._providers}
+
+    def get_session_options(self) -> SessionOptions:
+        return self._options
+
+    def get_modelmeta(self) -> ModelMetadata:
+        p = self._model.proto
+        return ModelMetadata(
+            producer_name=p.producer_name, graph_name=p.graph.name, domain=p.domain,
+            description=p.doc_string, graph_description=p.graph.doc_string,
+            version=p.model_version,
+            custom_metadata_map={e.key: e.value for e in p.metadata_props})
+
+    def explain(self) -> dict[str, Any]:
+        """Which provider runs each node and why; partitions; memory plans; fallbacks."""
+        parts = []
+        for i, part in enumerate(self._partitioning.partitions):
+            parts.append({"index": i, "provider": part.provider.name, "nodes": len(part.nodes),
+                          "inputs": list(part.inputs), "outputs": list(part.outputs),
+                          "details": part.compiled.explain()})
+        plans = [plan for p in parts for plan in p["details"].get("plans", [])]
+        return {
+            "providers_requested": list(self._requested),
+            "providers_unavailable": dict(self._unavailable),
+            "providers_used": [p.name for p in self._providers],
+            "optimizations_applied": list(self._applied_passes),
+            "nodes": self._partitioning.explain(),
+            "partitions": parts,
+            "boundary_copies": self._partitioning.boundary_copies,
+            "memory": {
+                "planned_arena_bytes": sum(p["arena_bytes"] for p in plans),
+                "naive_bytes": sum(p["naive_bytes"] for p in plans),
+            },
+        }
+
+    # ---- running -------------------------------------------------------------------------
+    def run(self, output_names, input_feed: dict[str, Any], run_options: RunOptions | None = None
+            ) -> list[Any]:
+        if self._closed:
+            raise InvalidArgument("the session is closed")
+        if run_options is not None and not isinstance(run_options, RunOptions):
+            raise InvalidArgument("run_options must be a runtime.RunOptions")
+        names = self._check_output_names(output_names)
+        feeds = self._check_feeds(input_feed)
+        profiler = self._profiler
+        t0 = profiler.now() if profiler is not None else 0
+        result = self._executor.run(feeds, names, run_options, profiler)
+        if profiler is not None:
+            profiler.add("Session", "model_run", t0)
+        return result
+
+    def end_profiling(self) -> str:
+        """Write the profile (Chrome trace JSON) and return its path; '' if not profiling."""
+        if self._profiler is None:
+            return ""
+        return self._profiler.write()
+
+    def _check_output_names(self, output_names) -> list[str]:
+        all_names = [o.name for o in self._outputs]
+        if output_names is None:
+            return all_names
+        if isinstance(output_names, str):
+            output_names = [output_names]
+        known = set(all_names)
+        for n in output_names:
+            if n not in known:
+                raise InvalidArgument(f"'{n}' is not an output of the model{suggest(n, known)}; "
+                                      f"outputs: {', '.join(all_names)}")
+        return list(output_names)
+
+    def _check_feeds(self, input_feed) -> dict[str, Any]:
+        if not isinstance(input_feed, dict):
+            raise InvalidArgument(f"input_feed must be a dict of name -> array, not "
+                                  f"{type(input_feed).__name__}")
+        valid = {i.name for i in self._inputs} | {i.name for i in self._overridable_args}
+        feeds: dict[str, Any] = {}
+        for name, value in input_feed.items():
+            if name not in valid:
+                raise InvalidArgument(
+                    f"'{name}' is not an input of the model{suggest(name, valid)}; inputs: "
+                    f"{', '.join(i.name for i in self._inputs)}")
+            feeds[name] = self._check_value(self._input_info[name], value)
+        missing = [i for i in self._inputs if i.name not in feeds]
+        if missing:
+            desc = ", ".join(f"'{i.name}' ({i.type}, shape {i.shape})" for i in missing)
+            raise InvalidArgument(f"missing input(s): {desc}")
+        return feeds
+
+    def _check_value(self, info: ir.ValueInfo, value: Any) -> Any:
+        if info.kind == "sequence":
+            if not isinstance(value, (list, tuple)):
+                raise InvalidArgument(f"input '{info.name}' expects {info.type_string} (a list "
+                                      f"of arrays), got {_describe_value(value)}")
+            return [np.asarray(v) for v in value]
+        if info.kind == "optional":
+            return value if value is None else (
+                [np.asarray(v) for v in value] if isinstance(value, (list, tuple))
+                else np.asarray(value))
+        if info.kind != "tensor":
+            return value
+        if not isinstance(value, np.ndarray):
+            if hasattr(value, "__array__") or isinstance(value, (int, float, bool, np.generic)):
+                value = np.asarray(value)
+            else:
+                raise InvalidArgument(f"input '{info.name}' expects a numpy array "
+                                      f"({info.type_string}), got {type(value).__name__}")
+        expected = info.dtype
+        if expected is not None:
+            if expected == np.dtype(object):
+                if value.dtype.kind in "US":
+                    value = value.astype(object)
+                elif value.dtype != object:
+                    raise InvalidArgument(
+                        f"input '{info.name}': expected {info.type_string}, got "
+                        f"{_describe_value(value)}")
+            elif value.dtype != expected:
+                raise InvalidArgument(
+                    f"input '{info.name}': expected {info.type_string} "
+                    f"(numpy {expected}), got {_describe_value(value)}"
+                    f"{'' if info.shape is None else ' (expected shape ' + str(list(info.shape)) + ')'}")
+        if info.shape is not None:
+            shape = list(info.shape)
+            if value.ndim != len(shape):
+                raise InvalidArgument(
+                    f"input '{info.name}': expected rank {len(shape)} with shape {shape}, got "
+                    f"{_describe_value(value)}")
+            for axis, (want, got) in enumerate(zip(shape, value.shape)):
+                if isinstance(want, int) and want != got:
+                    raise InvalidArgument(
+                        f"input '{info.name}': dimension {axis} must be {want} (expected shape "
+                        f"{shape}), got {_describe_value(value)}")
+        if not value.flags.c_contiguous:
+            value = np.ascontiguousarray(value)
+        return value
+
+    # ---- misc ----------------------------------------------------------------------------
+    def _log_fallback(self) -> None:
+        parts = self._partitioning.partitions
+        if not self._requested:
+            return
+        first = self._requested[0]
+        total = len(self._partitioning.assignments)
+        on_first = sum(1 for a in self._partitioning.assignments.values() if a.provider == first)
+        if on_first == total:
+            return
+        counts: dict[str, list[int]] = {}
+        for part in parts:
+            c = counts.setdefault(part.provider.name, [0, 0])
+            c[0] += len(part.nodes)
+            c[1] += 1
+        summary = ", ".join(f"{p}: {n} node(s) in {k} partition(s)" for p, (n, k) in counts.items())
+        if first in self._unavailable and len(counts) == 1:
+            return  # already warned once: the provider is unavailable
+        log.warning("%d of %d node(s) left the first provider '%s': %s; %d boundary copies",
+                    total - on_first, total, first, summary, self._partitioning.boundary_copies)
+
+    def _save_optimized(self, path: str) -> None:
+        import onnx
+
+        proto = onnx.ModelProto()
+        proto.CopyFrom(self._model.proto)
+        proto.graph.CopyFrom(ir.graph_to_onnx(self._graph))
+        onnx.save(proto, path)
+
+    def close(self) -> None:
+        """Release providers' resources; later runs raise."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for p in self._providers:
+                p.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -89,7 +89,7 @@ def onnx_dtype_to_numpy(elem_type: int) -> np.dtype:
 
 def numpy_dtype_to_onnx(dtype) -> int:
     dtype = np.dtype(dtype)
-    if dtype == object or dtype.kind in "US":
+    if dtype.kind in "OUS":
         return TensorProto.STRING
     return helper.np_dtype_to_tensor_dtype(dtype)
 

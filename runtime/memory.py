@@ -124,7 +124,7 @@ def plan_memory(steps: list[tuple[list[str], list[str]]], values: dict[str, Valu
     for name in order:
         size = align(max(values[name].nbytes, 1))
         first, last = span[name]
-        conflicts = sorted((o, e) for o, e, f, l, _ in placed if not (l < first or f > last))
+        conflicts = sorted((o, e) for o, e, f, la, _ in placed if not (la < first or f > last))
         offset = 0
         for o, e in conflicts:
             if offset + size <= o:
@@ -132,8 +132,8 @@ def plan_memory(steps: list[tuple[list[str], list[str]]], values: dict[str, Valu
             offset = max(offset, e)
         placed.append((offset, offset + size, first, last, name))
         # Named decision: did a value that died earlier use any of these bytes?
-        previous = [n for o, e, f, l, n in placed[:-1]
-                    if l < first and o < offset + size and offset < e]
+        previous = [n for o, e, f, la, n in placed[:-1]
+                    if la < first and o < offset + size and offset < e]
         decision = "reuse" if previous else "allocate"
         plan.placements[name] = Placement(
             name, decision, offset=offset, nbytes=values[name].nbytes, first=first, last=last,

@@ -23,7 +23,8 @@ from typing import Any
 
 from providers.base import CompileContext, CompiledPartition, ExecutionProvider
 from runtime import ir
-from runtime.errors import InvalidGraph, NotImplemented
+from runtime import errors
+from runtime.errors import InvalidGraph
 
 log = logging.getLogger("ferry")
 
@@ -248,11 +249,11 @@ def partition_graph(graph: ir.Graph, providers: list[ExecutionProvider],
                 if i in device_of and device_of[i] != part.provider.device:
                     copies += 1
         return Partitioning(partitions, assignments, copies)
-    raise NotImplemented("partitioning did not settle (providers keep failing to compile)")
+    raise errors.NotImplemented("partitioning did not settle (providers keep failing to compile)")
 
 
 def _unassigned_error(graph: ir.Graph, orphans: list[ir.Node],
-                      refusals: dict, names: list[str]) -> NotImplemented:
+                      refusals: dict, names: list[str]) -> errors.NotImplemented:
     lines = []
     for n in orphans[:10]:
         types = []
@@ -270,5 +271,5 @@ def _unassigned_error(graph: ir.Graph, orphans: list[ir.Node],
                      f"(opset {graph.opset(n.domain)}), inputs [{', '.join(types)}] — "
                      f"tried {tried}")
     more = f" (and {len(orphans) - 10} more)" if len(orphans) > 10 else ""
-    return NotImplemented(f"{len(orphans)} node(s) cannot run on any provider in the chain "
+    return errors.NotImplemented(f"{len(orphans)} node(s) cannot run on any provider in the chain "
                           f"[{', '.join(names)}]{more}:\n  " + "\n  ".join(lines))

@@ -26,8 +26,8 @@ from providers.base import CompileContext, CompiledPartition
 from providers.cpu import native, opset
 from runtime import ir, memory
 from runtime.executor import RunState as _RunState
-from runtime.errors import (FerryError, InvalidArgument, MemoryLimitExceeded, NotImplemented,
-                            RunCancelled, RuntimeException)
+from runtime import errors
+from runtime.errors import FerryError, InvalidArgument, MemoryLimitExceeded, RuntimeException
 
 log = logging.getLogger("ferry")
 
@@ -62,44 +62,147 @@ class _PlanEntry:
 
 
 class CpuPartition(CompiledPartition):
+    """A CPU subgraph, compiled. Holds two programs: ``folded`` (the nodes whose inputs are all
+    constants evaluated once, here, at compile time) used while every overridable initializer
+    keeps its default, and ``full`` (every node) used when a run overrides one."""
+
     def __init__(self, graph: ir.Graph, provider, context: CompileContext):
         self.provider = provider
         self.graph = graph
         self.context = context
         self.inputs = graph.input_names
         self.outputs = graph.output_names
-        self.nodes = ir.topological_sort(graph)
-        self.impls = []
-        self.attrs = []
-        for node in self.nodes:
+        self.initializers = graph.initializers
+        self.overridable = {n for n in context.overridable if n in graph.initializers}
+        nodes = ir.topological_sort(graph)
+        impls, attrs = [], []
+        for node in nodes:
             impl = opset.get(node.op_type, node.domain, graph.opset(node.domain))
             if impl is None:
-                raise NotImplemented(f"no CPU implementation for node {node.display}")
-            self.impls.append(impl)
-            self.attrs.append(impl.attrs_with_defaults(node.attrs))
-        overridable = context.overridable
-        self.constants = {k: v for k, v in graph.initializers.items() if k not in overridable}
+                raise errors.NotImplemented(f"no CPU implementation for node {node.display}")
+            impls.append(impl)
+            attrs.append(impl.attrs_with_defaults(node.attrs))
         opts = provider.options
         self.use_native = bool(opts.get("use_native_kernels", True)) and native.available()
         self.use_plan = bool(opts.get("use_plan", True)) and self.use_native
         self.cache_size = int(opts.get("plan_cache_size", 16))
+        self._memory_limit = context.session_options.effective_memory_limit() \
+            if context.session_options is not None else 1 << 40
+        self._subgraph_parts: dict[int, CpuPartition] = {}
+        self._lock = threading.Lock()
+
+        constants = {k: v for k, v in graph.initializers.items() if k not in self.overridable}
+        self.full = _Program(self, nodes, impls, attrs, constants)
+        if self.overridable:
+            folded_nodes, folded = self._fold(nodes, impls, attrs, dict(graph.initializers))
+            self.folded = _Program(self, *folded_nodes, {**graph.initializers, **folded})
+        else:
+            folded_nodes, folded = self._fold(nodes, impls, attrs, constants)
+            self.folded = _Program(self, *folded_nodes, {**constants, **folded})
+            self.full = self.folded
+        self.folded_count = len(nodes) - len(self.folded.nodes)
+
+    def _fold(self, nodes, impls, attrs, constants):
+        """Evaluate the nodes that read only constants; returns the rest and the values."""
+        env = dict(constants)
+        rest = ([], [], [])
+        folded: dict[str, Any] = {}
+        for node, impl, at in zip(nodes, impls, attrs):
+            names = ir.node_all_inputs(node)
+            foldable = (node.op_type not in NONDETERMINISTIC_OPS and not impl.dynamic_shape
+                        and not any(True for _ in node.subgraphs())
+                        and all(n in env for n in names))
+            if foldable:
+                ins = [env[n] if n else None for n in node.inputs]
+                try:
+                    with np.errstate(all="ignore"):
+                        outs = impl.call(ins, at, None)
+                except Exception:  # leave it to run time, where errors name the node
+                    foldable = False
+                else:
+                    if len(outs) < len([o for o in node.outputs if o]) or not all(
+                            isinstance(o, np.ndarray) for o in outs):
+                        foldable = False
+            if not foldable:
+                rest[0].append(node)
+                rest[1].append(impl)
+                rest[2].append(at)
+                continue
+            for name, value in zip(node.outputs, outs):
+                if name:
+                    env[name] = value
+                    folded[name] = value
+        return rest, folded
+
+    def run(self, feeds: dict[str, Any], run_state: _RunState | None = None) -> dict[str, Any]:
+        run_state = run_state or _RunState()
+        defaults = all(feeds.get(n) is self.initializers[n] for n in self.overridable
+                       if n in feeds)
+        return (self.folded if defaults else self.full).run(feeds, run_state)
+
+    def _subgraph_partition(self, graph: ir.Graph) -> "CpuPartition":
+        part = self._subgraph_parts.get(id(graph))
+        if part is None:
+            outer = sorted(graph.outer_references())
+            inputs = list(graph.inputs) + [ir.ValueInfo(name) for name in outer
+                                           if name not in graph.input_names]
+            wrapper = ir.Graph(name=graph.name, nodes=graph.nodes, inputs=inputs,
+                               outputs=graph.outputs, initializers=graph.initializers,
+                               value_info=graph.value_info, opsets=graph.opsets,
+                               parent=graph.parent)
+            ctx = CompileContext(session_options=self.context.session_options,
+                                 opsets=self.context.opsets)
+            part = CpuPartition(wrapper, self.provider, ctx)
+            with self._lock:
+                part = self._subgraph_parts.setdefault(id(graph), part)
+        return part
+
+    def _check_size(self, node, shape, dtype) -> None:
+        n = 1
+        for d in shape:
+            n *= int(d)
+        nbytes = n * np.dtype(dtype).itemsize
+        if nbytes > self._memory_limit:
+            raise MemoryLimitExceeded(
+                f"node {node.display} would allocate {nbytes} bytes for an output of shape "
+                f"{list(shape)}, over the session's memory limit of {self._memory_limit}")
+
+    def explain(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "nodes": len(self.full.nodes),
+            "nodes_folded_at_compile": self.folded_count,
+            "static_shapes": self.folded.static,
+            "native_kernels": self.use_native,
+            "native_unavailable_reason": "" if native.available() else native.unavailable_reason(),
+            "plans": self.folded.explain_plans() + (
+                self.full.explain_plans() if self.full is not self.folded else []),
+        }
+        return info
+
+
+class _Program:
+    """One node list of a partition with the constants it reads: runs by plan or by trace."""
+
+    def __init__(self, part: CpuPartition, nodes, impls, attrs, constants: dict[str, Any]):
+        self.part = part
+        self.nodes, self.impls, self.attrs = nodes, impls, attrs
+        self.constants = constants
+        self.inputs = part.inputs
+        self.outputs = part.outputs
         self.static = self._shapes_fixed_by_input_shapes()
         self._plans: collections.OrderedDict = collections.OrderedDict()
         self._trace_only: set = set()
         self._kernel_cache: dict = {}
-        self._subgraph_parts: dict[int, CpuPartition] = {}
         self._lock = threading.Lock()
-        self._memory_limit = context.session_options.effective_memory_limit() \
-            if context.session_options is not None else 1 << 40
 
     # ---- analysis ------------------------------------------------------------------------
     def _shapes_fixed_by_input_shapes(self) -> bool:
         """True when every value's shape is a function of the partition's input shapes."""
         shape_known = {n: True for n in self.inputs}
-        value_known = {n: False for n in self.inputs}
-        for n in self.graph.initializers:
+        value_known = {n: n in self.constants for n in self.inputs}
+        for n in self.constants:
             shape_known[n] = True
-            value_known[n] = n in self.constants
+            value_known[n] = True
         for node, impl in zip(self.nodes, self.impls):
             names = ir.node_all_inputs(node)
             if impl.dynamic_shape or any(True for _ in node.subgraphs()):
@@ -118,10 +221,13 @@ class CpuPartition(CompiledPartition):
                 return False
         return True
 
+    def _is_constant(self, name: str, value: Any) -> bool:
+        return bool(name) and name in self.constants and value is self.constants[name]
+
     # ---- running -------------------------------------------------------------------------
-    def run(self, feeds: dict[str, Any], run_state: _RunState | None = None) -> dict[str, Any]:
-        run_state = run_state or _RunState()
-        key = self._signature(feeds) if (self.use_plan and self.static
+    def run(self, feeds: dict[str, Any], run_state: _RunState) -> dict[str, Any]:
+        part = self.part
+        key = self._signature(feeds) if (part.use_plan and self.static
                                          and run_state.profiler is None) else None
         if key is not None and key not in self._trace_only:
             with self._lock:
@@ -152,7 +258,7 @@ class CpuPartition(CompiledPartition):
             else:
                 with self._lock:
                     self._plans[key] = entry
-                    while len(self._plans) > self.cache_size:
+                    while len(self._plans) > part.cache_size:
                         self._plans.popitem(last=False)
         return {name: env[name] for name in self.outputs}
 
@@ -162,8 +268,7 @@ class CpuPartition(CompiledPartition):
             v = feeds.get(name)
             if not isinstance(v, np.ndarray) or v.dtype.kind not in "biuf":
                 return None
-            default = self.graph.initializers.get(name)
-            sig.append((v.shape, v.dtype.str, v is default))
+            sig.append((v.shape, v.dtype.str, self._is_constant(name, v)))
         return tuple(sig)
 
     def _run_plan(self, entry: _PlanEntry, feeds, run_state) -> dict[str, Any]:
@@ -178,10 +283,12 @@ class CpuPartition(CompiledPartition):
         return result
 
     def _node_context(self, node: ir.Node, env: dict, run_state: _RunState) -> opset.OpContext:
+        part = self.part
+
         def run_subgraph(graph: ir.Graph, sub_feeds: dict[str, Any]) -> list:
-            part = self._subgraph_partition(graph)
+            sub = part._subgraph_partition(graph)
             full = {}
-            for name in part.inputs:
+            for name in sub.inputs:
                 if name in sub_feeds:
                     full[name] = sub_feeds[name]
                 elif name in env:
@@ -190,31 +297,14 @@ class CpuPartition(CompiledPartition):
                     raise RuntimeException(
                         f"subgraph of node {node.display} reads '{name}', which is not defined "
                         "in any enclosing scope")
-            out = part.run(full, run_state)
-            return [out[n] for n in part.outputs]
+            out = sub.run(full, run_state)
+            return [out[n] for n in sub.outputs]
 
         return opset.OpContext(
             node_name=node.name, op_type=node.op_type, domain=node.domain,
-            opset=self.graph.opset(node.domain), num_outputs=len(node.outputs),
+            opset=part.graph.opset(node.domain), num_outputs=len(node.outputs),
             run_subgraph=run_subgraph, outer_scope=env,
             rng=run_state.rng if run_state.rng is not None else np.random.default_rng())
-
-    def _subgraph_partition(self, graph: ir.Graph) -> "CpuPartition":
-        part = self._subgraph_parts.get(id(graph))
-        if part is None:
-            outer = sorted(graph.outer_references())
-            inputs = list(graph.inputs) + [ir.ValueInfo(name) for name in outer
-                                           if name not in graph.input_names]
-            wrapper = ir.Graph(name=graph.name, nodes=graph.nodes, inputs=inputs,
-                               outputs=graph.outputs, initializers=graph.initializers,
-                               value_info=graph.value_info, opsets=graph.opsets,
-                               parent=graph.parent)
-            ctx = CompileContext(session_options=self.context.session_options,
-                                 opsets=self.context.opsets)
-            part = CpuPartition(wrapper, self.provider, ctx)
-            with self._lock:
-                part = self._subgraph_parts.setdefault(id(graph), part)
-        return part
 
     def _trace(self, feeds, run_state: _RunState, record: bool):
         env: dict[str, Any] = dict(self.constants)
@@ -252,36 +342,16 @@ class CpuPartition(CompiledPartition):
         return env, steps
 
     def _run_node(self, index, node, impl, attrs, ins, env, run_state):
-        if self.use_native and impl.native is not None and all(
+        part = self.part
+        if part.use_native and impl.native is not None and all(
                 v is None or isinstance(v, np.ndarray) for v in ins):
+            is_const = tuple(self._is_constant(n, v) for n, v in zip(node.inputs, ins))
             key = (index,) + tuple(None if v is None else (v.shape, v.dtype.str) for v in ins)
-            shape_vals = tuple(
-                ins[j].tobytes() if j < len(ins) and ins[j] is not None else None
-                for j in impl.shape_inputs)
-            is_const = tuple(n in self.constants and v is self.constants[n]
-                             for n, v in zip(node.inputs, ins))
-            key = key + shape_vals + is_const
+            key += tuple(ins[j].tobytes() if j < len(ins) and ins[j] is not None else None
+                         for j in impl.shape_inputs) + is_const
             cached = self._kernel_cache.get(key)
             if cached is None:
-                call = impl.native(ins, attrs)
-                if call is not None:
-                    positions = call.inputs if call.inputs is not None else list(range(len(ins)))
-                    kins = [ins[p] if p is not None and p < len(ins) else None for p in positions]
-                    names = [node.inputs[p] if p is not None and p < len(node.inputs) else ""
-                             for p in positions]
-                    constants = {}
-                    for j in call.constant_inputs:
-                        if names[j] and names[j] in self.constants and \
-                                kins[j] is self.constants[names[j]]:
-                            constants[j] = kins[j]
-                    for shape, dt in zip(call.output_shapes, call.output_dtypes):
-                        self._check_size(node, shape, dt)
-                    kernel = native.make(call, [() if v is None else v.shape for v in kins],
-                                         [None if v is None else v.dtype for v in kins],
-                                         constants)
-                    cached = (call, kernel, positions, names, tuple(sorted(constants)))
-                else:
-                    cached = (None, None, None, None, None)
+                cached = self._make_kernel(node, impl, attrs, ins, is_const)
                 if len(self._kernel_cache) > 4096:
                     self._kernel_cache.clear()
                 self._kernel_cache[key] = cached
@@ -296,40 +366,44 @@ class CpuPartition(CompiledPartition):
                 # A kernel writes every output it declares; unnamed ones still need memory.
                 out_names = [node.outputs[j] if j < len(node.outputs) and node.outputs[j]
                              else f"\0unused:{index}:{j}" for j in range(len(outs))]
-                step = _Step(index, names, out_names, kernel, call.kernel, const_pos)
-                return outs, step
+                return outs, _Step(index, names, out_names, kernel, call.kernel, const_pos)
         ctx = self._node_context(node, env, run_state)
         outs = impl.call(ins, attrs, ctx)
         outs = [np.asarray(o) if isinstance(o, (np.generic, float, int, bool)) else o
                 for o in outs]
         return outs, _Step(index, list(node.inputs), list(node.outputs))
 
-    def _check_size(self, node, shape, dtype) -> None:
-        n = 1
-        for d in shape:
-            n *= int(d)
-        nbytes = n * np.dtype(dtype).itemsize
-        if nbytes > self._memory_limit:
-            raise MemoryLimitExceeded(
-                f"node {node.display} would allocate {nbytes} bytes for an output of shape "
-                f"{list(shape)}, over the session's memory limit of {self._memory_limit}")
+    def _make_kernel(self, node, impl, attrs, ins, is_const):
+        call = impl.native(ins, attrs)
+        if call is None:
+            return (None, None, None, None, None)
+        positions = call.inputs if call.inputs is not None else list(range(len(ins)))
+        kins = [ins[p] if p is not None and p < len(ins) else None for p in positions]
+        names = [node.inputs[p] if p is not None and p < len(node.inputs) else ""
+                 for p in positions]
+        constants = {j: kins[j] for j in call.constant_inputs
+                     if positions[j] is not None and positions[j] < len(is_const)
+                     and is_const[positions[j]]}
+        for shape, dt in zip(call.output_shapes, call.output_dtypes):
+            self.part._check_size(node, shape, dt)
+        kernel = native.make(call, [() if v is None else v.shape for v in kins],
+                             [None if v is None else v.dtype for v in kins], constants)
+        return (call, kernel, positions, names, tuple(sorted(constants)))
 
     # ---- plan building -------------------------------------------------------------------
     def _build_plan(self, steps: list[_Step], env: dict, feeds: dict) -> _PlanEntry:
         import ferry_kernels as fk
 
         for name, v in env.items():
-            if isinstance(v, np.ndarray) and v.dtype.kind not in "biuf" and \
-                    name not in self.constants:
-                raise TypeError(f"value '{name}' of dtype {v.dtype} cannot live in the arena")
             if not isinstance(v, np.ndarray):
                 raise TypeError(f"value '{name}' is a {type(v).__name__}, not a tensor")
+            if v.dtype.kind not in "biuf" and name not in self.constants:
+                raise TypeError(f"value '{name}' of dtype {v.dtype} cannot live in the arena")
 
         output_set = set(self.outputs)
         produced = {o for s in steps for o in s.outputs if o}
         produced_outputs = [n for n in self.outputs if n in produced]
-        fed = [n for n in self.inputs if n in feeds and not (
-            n in self.constants and feeds[n] is self.constants[n])]
+        fed = [n for n in self.inputs if n in feeds and not self._is_constant(n, feeds[n])]
 
         # Which steps become views (dropped from the plan)?
         alias_of: dict[str, str] = {}
@@ -355,26 +429,31 @@ class CpuPartition(CompiledPartition):
             return "arena"
 
         names_in_order: list[str] = []
+
+        def request(n: str) -> None:
+            if n and n not in requests:
+                names_in_order.append(n)
+                requests[n] = memory.ValueRequest(n, int(env[n].nbytes), kind_of(n),
+                                                  alias_of.get(n))
+
         for s in kept:
-            for n in list(s.inputs) + list(s.outputs):
-                if n and n not in requests:
-                    names_in_order.append(n)
-                    requests[n] = memory.ValueRequest(n, int(env[n].nbytes), kind_of(n),
-                                                      alias_of.get(n))
+            for j, n in enumerate(s.inputs):
+                if s.kernel is None or j not in s.constant_positions:
+                    request(n)
+            for n in s.outputs:
+                request(n)
         # Views read by kept steps must also be present, with their targets.
         for n in list(requests):
             t = alias_of.get(n)
             while t and t not in requests:
-                requests[t] = memory.ValueRequest(t, int(env[t].nbytes), kind_of(t),
-                                                  alias_of.get(t))
-                names_in_order.append(t)
+                request(t)
                 t = alias_of.get(t)
         for n in produced_outputs:
-            if n not in requests:
-                requests[n] = memory.ValueRequest(n, int(env[n].nbytes), "output")
-                names_in_order.append(n)
+            request(n)
 
-        plan_steps = [(s.inputs, s.outputs) for s in kept]
+        plan_steps = [([n for j, n in enumerate(s.inputs)
+                        if s.kernel is None or j not in s.constant_positions], s.outputs)
+                      for s in kept]
         mem = memory.plan_memory(plan_steps, requests)
 
         ids = {n: i for i, n in enumerate(names_in_order)}
@@ -398,7 +477,6 @@ class CpuPartition(CompiledPartition):
 
         fk_steps = []
         for s in kept:
-            node = self.nodes[s.node_index]
             if s.kernel is not None:
                 in_ids = [-1 if (not n or j in s.constant_positions) else ids[n]
                           for j, n in enumerate(s.inputs)]
@@ -419,8 +497,8 @@ class CpuPartition(CompiledPartition):
     def _callback(self, index: int):
         node, impl, attrs = self.nodes[index], self.impls[index], self.attrs[index]
         ctx = opset.OpContext(node_name=node.name, op_type=node.op_type, domain=node.domain,
-                              opset=self.graph.opset(node.domain), num_outputs=len(node.outputs),
-                              rng=np.random.default_rng())
+                              opset=self.part.graph.opset(node.domain),
+                              num_outputs=len(node.outputs), rng=np.random.default_rng())
         wanted = [j for j, o in enumerate(node.outputs) if o]
 
         def callback(*args):
@@ -432,27 +510,20 @@ class CpuPartition(CompiledPartition):
         callback.__name__ = f"{node.op_type}_{node.name}"
         return callback
 
-    # ---- reporting -----------------------------------------------------------------------
-    def explain(self) -> dict[str, Any]:
+    def explain_plans(self) -> list[dict[str, Any]]:
         with self._lock:
             plans = list(self._plans.items())
-        info: dict[str, Any] = {
-            "nodes": len(self.nodes),
-            "static_shapes": self.static,
-            "native_kernels": self.use_native,
-            "native_unavailable_reason": "" if native.available() else native.unavailable_reason(),
-            "plans": [],
-        }
+        out = []
         for key, entry in plans:
-            info["plans"].append({
-                "input_shapes": [list(s) for s, _, _ in key],
+            out.append({
+                "input_shapes": [list(s) for s, _, c in key if not c],
                 "arena_bytes": entry.memory.arena_bytes,
                 "naive_bytes": entry.memory.naive_bytes,
                 "steps": len(entry.kernels),
-                "kernels": collections.Counter(entry.kernels),
+                "kernels": dict(collections.Counter(entry.kernels)),
                 "memory_plan": entry.memory,
             })
-        return info
+        return out
 
 
 # Ops whose numpy implementation legitimately yields None (an empty optional).

@@ -1,0 +1,177 @@
+// A persistent pool: n-1 workers plus the calling thread. Workers spin briefly after each job
+// (kernels in a plan come back to back) and then block on a condition variable.
+//
+// Chunks are claimed with a CAS on one 64-bit word holding (generation << 32 | next chunk), so
+// a worker that wakes late for an old job can never claim a chunk of a newer one.
+#include "ferry/threadpool.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FERRY_PAUSE() _mm_pause()
+#else
+#define FERRY_PAUSE() std::this_thread::yield()
+#endif
+
+namespace ferry {
+
+namespace {
+
+using Fn = std::function<void(int64_t, int64_t)>;
+thread_local bool t_in_task = false;
+
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+class Pool {
+ public:
+  Pool() { resize(default_threads()); }
+
+  static int default_threads() {
+    unsigned hc = std::thread::hardware_concurrency();
+    return hc == 0 ? 1 : static_cast<int>(hc);
+  }
+
+  int size() const { return nthreads_.load(std::memory_order_relaxed); }
+
+  void resize(int n) {
+    if (n <= 0) n = default_threads();
+    std::lock_guard<std::mutex> dispatch(dispatch_mu_);
+    if (n == size() && static_cast<int>(workers_.size()) == n - 1) return;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_.store(true);
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    stop_.store(false);
+    nthreads_.store(n, std::memory_order_relaxed);
+    for (int i = 0; i < n - 1; ++i) workers_.emplace_back([this] { worker(); });
+  }
+
+  void run(int64_t n, int64_t grain, const Fn& fn) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int64_t chunks = std::min<int64_t>(size(), n / grain);
+    if (t_in_task || chunks <= 1) {
+      fn(0, n);
+      return;
+    }
+    std::unique_lock<std::mutex> dispatch(dispatch_mu_, std::try_to_lock);
+    if (!dispatch.owns_lock()) {  // another thread is using the pool: run on this one
+      fn(0, n);
+      return;
+    }
+    const uint64_t gen = (generation_.load(std::memory_order_relaxed) + 1) & 0xffffffffu;
+    fn_.store(&fn, std::memory_order_relaxed);
+    n_.store(n, std::memory_order_relaxed);
+    chunks_.store(chunks, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    error_ = nullptr;
+    next_.store(gen << 32, std::memory_order_release);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      generation_.store(gen, std::memory_order_release);
+    }
+    cv_.notify_all();
+
+    t_in_task = true;
+    work(gen);
+    t_in_task = false;
+    auto start = std::chrono::steady_clock::now();
+    for (int spins = 0; done_.load(std::memory_order_acquire) < chunks; ++spins) {
+      FERRY_PAUSE();
+      if ((spins & 255) == 255 && std::chrono::steady_clock::now() - start > kSpin)
+        std::this_thread::yield();
+    }
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  // Claims and runs chunks of job `gen` until none is left.
+  void work(uint64_t gen) {
+    for (;;) {
+      uint64_t v = next_.load(std::memory_order_acquire);
+      if ((v >> 32) != gen) return;
+      const int64_t chunks = chunks_.load(std::memory_order_relaxed);
+      const int64_t n = n_.load(std::memory_order_relaxed);
+      const Fn* fn = fn_.load(std::memory_order_relaxed);
+      const int64_t idx = static_cast<int64_t>(v & 0xffffffffu);
+      if (idx >= chunks) return;
+      if (!next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
+      try {
+        (*fn)(n * idx / chunks, n * (idx + 1) / chunks);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(error_mu_);
+        if (!error_) error_ = std::current_exception();
+      }
+      done_.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+
+  void worker() {
+    t_in_task = true;
+    uint64_t seen = generation_.load(std::memory_order_acquire);
+    for (;;) {
+      auto start = std::chrono::steady_clock::now();
+      bool woke = false;
+      for (int spins = 0;; ++spins) {
+        if (generation_.load(std::memory_order_acquire) != seen || stop_flag()) {
+          woke = true;
+          break;
+        }
+        FERRY_PAUSE();
+        if ((spins & 255) == 255 && std::chrono::steady_clock::now() - start > kSpin) break;
+      }
+      if (!woke) {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] {
+          return stop_ || generation_.load(std::memory_order_acquire) != seen;
+        });
+      }
+      if (stop_flag()) return;
+      seen = generation_.load(std::memory_order_acquire);
+      work(seen);
+    }
+  }
+
+  bool stop_flag() const { return stop_.load(std::memory_order_acquire); }
+
+  std::mutex dispatch_mu_;  // one job on the pool at a time
+  std::mutex mu_;           // guards stop_ and the sleep/wake handshake
+  std::condition_variable cv_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> workers_;
+  std::atomic<int> nthreads_{1};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<const Fn*> fn_{nullptr};
+  std::atomic<int64_t> n_{0}, chunks_{0}, done_{0};
+  std::atomic<uint64_t> next_{0};
+  std::mutex error_mu_;
+  std::exception_ptr error_;
+};
+
+// Leaked on purpose: workers may still be parked when static destructors run at exit.
+Pool& pool() {
+  static Pool* p = new Pool();
+  return *p;
+}
+
+}  // namespace
+
+void set_num_threads(int n) { pool().resize(n); }
+
+int num_threads() { return pool().size(); }
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  pool().run(n, grain, fn);
+}
+
+}  // namespace ferry

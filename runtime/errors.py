@@ -82,5 +82,7 @@ def suggest(name: str, choices) -> str:
     """' (did you mean 'x'?)' when a close match exists, else ''."""
     import difflib
 
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    choices = [str(c) for c in choices]
+    same_case = [c for c in choices if c.lower() == str(name).lower()]
+    close = same_case or difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""

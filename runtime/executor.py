@@ -53,7 +53,7 @@ class Executor:
                 raise RunCancelled(f"the run exceeded its timeout of {run_options.timeout_s} s")
             prov = part.provider
             part_feeds = {}
-            for name in part.inputs:
+            for name in part.compiled.inputs:
                 if name in env:
                     value = env[name]
                 elif name in self.constants:
@@ -84,7 +84,8 @@ class Executor:
             else:
                 raise RuntimeException(f"output '{name}' was not produced")
             owner = self._owner_of(name)
-            result.append(owner.to_host(value) if owner is not None else value)
+            value = owner.to_host(value) if owner is not None else value
+            result.append(_own(value, feeds, self.constants.get(name)))
         return result
 
     def _owner_of(self, name: str):
@@ -92,3 +93,16 @@ class Executor:
             if name in part.outputs:
                 return part.provider
         return None
+
+
+def _own(value: Any, feeds: dict, constant: Any) -> Any:
+    """The caller gets arrays it may modify freely: never a feed, a weight, or a view of one."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        if value is constant or not value.flags.owndata or any(value is f for f in feeds.values()):
+            return np.array(value, copy=True)
+        return value
+    if isinstance(value, list):
+        return [_own(v, feeds, None) for v in value]
+    return value

@@ -306,8 +306,8 @@ class InferenceSession:
             if hasattr(value, "__array__") or isinstance(value, (int, float, bool, np.generic)):
                 value = np.asarray(value)
             else:
-                raise InvalidArgument(f"input '{info.name}' expects a numpy array "
-                                      f"({info.type_string}), got {type(value).__name__}")
+                raise InvalidArgument(f"input '{info.name}': expected {info.type_string} as a "
+                                      f"numpy array, got {type(value).__name__}")
         expected = info.dtype
         if expected is not None:
             if expected == np.dtype(object):
@@ -334,7 +334,7 @@ class InferenceSession:
                         f"input '{info.name}': dimension {axis} must be {want} (expected shape "
                         f"{shape}), got {_describe_value(value)}")
         if not value.flags.c_contiguous:
-            value = np.ascontiguousarray(value)
+            value = np.require(value, requirements="C")
         return value
 
     # ---- misc ----------------------------------------------------------------------------

@@ -1,18 +1,20 @@
-// The one pybind11 file: ferry_kernels. Kernels are made from fully resolved parameters and
-// run on numpy arrays without the GIL; a Plan runs a whole CPU partition in one call.
+// The one pybind11 file: ferry_kernels' Python API (see kernels_cpp/README.md).
+//
+// Arrays are taken as py::array and checked, never converted: a silently force-cast copy would
+// lose what a kernel writes into it. Every kernel runs with the GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
-#include <string>
-#include <vector>
+#include <set>
+#include <sstream>
 
 #include "ferry/cpu_features.h"
 #include "ferry/kernel.h"
+#include "ferry/plan.h"
+#include "ferry/tensor.h"
 #include "ferry/threadpool.h"
 
 namespace py = pybind11;
@@ -20,448 +22,616 @@ using namespace ferry;
 
 namespace {
 
-// ---- dtypes --------------------------------------------------------------------------------
-DType dtype_of(const py::dtype& dt) {
-  char kind = dt.kind();
-  auto size = dt.itemsize();
-  if (kind == 'f') return size == 4 ? DType::f32 : size == 8 ? DType::f64 : size == 2 ? DType::f16
-                                                                                   : DType::unknown;
-  if (kind == 'i') return size == 1 ? DType::i8 : size == 2 ? DType::i16 : size == 4 ? DType::i32
-                                                                                    : DType::i64;
-  if (kind == 'u') return size == 1 ? DType::u8 : size == 2 ? DType::u16 : size == 4 ? DType::u32
-                                                                                    : DType::u64;
-  if (kind == 'b') return DType::boolean;
-  std::string name = py::str(dt.attr("name"));
-  if (name == "bfloat16") return DType::bf16;
-  // Other exotic types (float8, int4 containers...) travel as raw bytes of their width:
-  // only byte-moving kernels (Copy, Transpose, Gather...) accept them.
-  return size == 1 ? DType::u8 : size == 2 ? DType::u16 : size == 4 ? DType::u32
-         : size == 8 ? DType::u64 : DType::unknown;
+using npy = py::detail::npy_api;
+
+// ---- dtypes and arrays ---------------------------------------------------------------------
+
+// DType of a numpy dtype; unknown for anything a kernel cannot take (incl. non-native order).
+DType dtype_of(const py::dtype& d) {
+  if (d.byteorder() == '>') return DType::unknown;
+  const auto size = d.itemsize();
+  switch (d.kind()) {
+    case 'f': return size == 4 ? DType::f32 : size == 8 ? DType::f64 : size == 2 ? DType::f16
+                                                                              : DType::unknown;
+    case 'i': return size == 1 ? DType::i8 : size == 2 ? DType::i16 : size == 4 ? DType::i32
+                   : size == 8 ? DType::i64 : DType::unknown;
+    case 'u': return size == 1 ? DType::u8 : size == 2 ? DType::u16 : size == 4 ? DType::u32
+                   : size == 8 ? DType::u64 : DType::unknown;
+    case 'b': return size == 1 ? DType::boolean : DType::unknown;
+    case 'V':  // ml_dtypes' bfloat16 is a user-defined numpy type
+      if (size == 2 && py::str(d.attr("name")).cast<std::string>() == "bfloat16")
+        return DType::bf16;
+      return DType::unknown;
+    default: return DType::unknown;
+  }
 }
 
-DType dtype_from_obj(const py::handle& h) {
-  if (h.is_none()) return DType::unknown;
-  return dtype_of(py::dtype::from_args(py::reinterpret_borrow<py::object>(h)));
+// np.dtype(name), importing ml_dtypes for the names it adds (bfloat16, float8_*...).
+py::dtype np_dtype(const std::string& name) {
+  try {
+    return py::dtype(name);
+  } catch (py::error_already_set&) {
+  }
+  try {
+    py::module_ ml = py::module_::import("ml_dtypes");
+    if (py::hasattr(ml, name.c_str())) return py::dtype::from_args(ml.attr(name.c_str()));
+  } catch (py::error_already_set&) {
+  }
+  throw py::value_error("unknown dtype '" + name + "'");
 }
 
-Shape shape_from_obj(const py::handle& h) {
+// A dtype argument: a str name, a numpy dtype, a scalar type; None -> "".
+std::string dtype_arg(py::handle h) {
+  if (h.is_none()) return "";
+  if (py::isinstance<py::str>(h)) return h.cast<std::string>();
+  return py::str(py::dtype::from_args(py::reinterpret_borrow<py::object>(h)).attr("name"));
+}
+
+Shape shape_arg(py::handle h, const std::string& what) {
   Shape s;
   if (h.is_none()) return s;
-  for (auto d : h) s.push_back(py::cast<int64_t>(d));
+  for (py::handle d : py::reinterpret_borrow<py::iterable>(h)) {
+    const int64_t v = py::int_(py::reinterpret_borrow<py::object>(d)).cast<int64_t>();
+    if (v < 0) throw py::value_error(what + ": negative dimension");
+    s.push_back(v);
+  }
   return s;
 }
 
 std::string shape_str(const Shape& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << "]";
+  return os.str();
 }
 
-ParamValue param_from_obj(const std::string& key, const py::handle& v) {
-  if (py::isinstance<py::bool_>(v)) return static_cast<int64_t>(py::cast<bool>(v));
-  if (py::isinstance<py::int_>(v) || py::isinstance(v, py::module_::import("numpy").attr("integer")))
-    return py::cast<int64_t>(v);
-  if (py::isinstance<py::float_>(v) || py::isinstance(v, py::module_::import("numpy").attr("floating")))
-    return py::cast<double>(v);
-  if (py::isinstance<py::str>(v)) return py::cast<std::string>(v);
-  if (py::isinstance<py::sequence>(v) || py::isinstance<py::array>(v)) {
+Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
+
+bool has_flag(const py::array& a, int flag) {
+  return (py::detail::array_proxy(a.ptr())->flags & flag) == flag;
+}
+
+void clear_writeable(const py::array& a) {
+  py::detail::array_proxy(a.ptr())->flags &= ~npy::NPY_ARRAY_WRITEABLE_;
+}
+
+// Checks one kernel/plan argument; returns the array. Raises ValueError naming `what`.
+py::array check_array(py::handle h, const std::string& what, const Shape& shape, DType dt,
+                      bool writeable) {
+  if (!py::isinstance<py::array>(h))
+    throw py::value_error(what + ": expected a numpy array, got " +
+                          std::string(py::str(py::type::of(h).attr("__name__"))));
+  auto a = py::reinterpret_borrow<py::array>(h);
+  const DType got = dtype_of(a.dtype());
+  if (got != dt || got == DType::unknown)
+    throw py::value_error(what + ": expected dtype " + dtype_name(dt) + ", got " +
+                          std::string(py::str(a.dtype())));
+  if (shape_of(a) != shape)
+    throw py::value_error(what + ": expected shape " + shape_str(shape) + ", got " +
+                          shape_str(shape_of(a)));
+  if (!has_flag(a, npy::NPY_ARRAY_C_CONTIGUOUS_))
+    throw py::value_error(what + ": array is not C-contiguous");
+  if (!has_flag(a, npy::NPY_ARRAY_ALIGNED_)) throw py::value_error(what + ": array is not aligned");
+  if (writeable && !has_flag(a, npy::NPY_ARRAY_WRITEABLE_))
+    throw py::value_error(what + ": array is not writeable");
+  return a;
+}
+
+// ---- params --------------------------------------------------------------------------------
+
+bool is_int_like(py::handle h) {
+  if (PyBool_Check(h.ptr()) || PyLong_Check(h.ptr())) return true;
+  // numpy integers and anything else with __index__, but not floats
+  return !PyFloat_Check(h.ptr()) && PyIndex_Check(h.ptr());
+}
+
+ParamValue param_value(const std::string& key, py::handle h) {
+  if (py::isinstance<py::str>(h)) return h.cast<std::string>();
+  if (py::isinstance<py::bytes>(h)) return std::string(py::reinterpret_borrow<py::bytes>(h));
+  if (is_int_like(h)) return py::int_(py::reinterpret_borrow<py::object>(h)).cast<int64_t>();
+  if (PyFloat_Check(h.ptr()) || py::isinstance(h, py::module_::import("numpy").attr("floating")))
+    return py::float_(py::reinterpret_borrow<py::object>(h)).cast<double>();
+  if (py::isinstance<py::array>(h) || py::isinstance<py::list>(h) ||
+      py::isinstance<py::tuple>(h)) {
+    py::object seq = py::isinstance<py::array>(h)
+                         ? py::reinterpret_borrow<py::array>(h).attr("ravel")().attr("tolist")()
+                         : py::reinterpret_borrow<py::object>(h);
     bool all_int = true;
-    std::vector<py::object> items;
-    for (auto item : v) {
-      items.push_back(py::reinterpret_borrow<py::object>(item));
-      bool is_int = py::isinstance<py::int_>(item) || py::isinstance<py::bool_>(item) ||
-                    py::isinstance(item, py::module_::import("numpy").attr("integer"));
-      all_int = all_int && is_int;
-    }
+    for (py::handle x : seq) all_int = all_int && is_int_like(x);
     if (all_int) {
-      std::vector<int64_t> out;
-      for (auto& i : items) out.push_back(py::cast<int64_t>(i));
-      return out;
+      std::vector<int64_t> v;
+      for (py::handle x : seq) v.push_back(py::int_(py::reinterpret_borrow<py::object>(x)).cast<int64_t>());
+      return v;
     }
-    std::vector<double> out;
-    for (auto& i : items) out.push_back(py::cast<double>(i));
-    return out;
+    std::vector<double> v;
+    for (py::handle x : seq) v.push_back(py::float_(py::reinterpret_borrow<py::object>(x)).cast<double>());
+    return v;
   }
-  throw py::value_error("parameter '" + key + "' has an unsupported type");
+  throw py::value_error("parameter '" + key + "' has an unsupported type " +
+                        std::string(py::str(py::type::of(h).attr("__name__"))));
 }
 
-// ---- kernels -------------------------------------------------------------------------------
-struct PyKernel {
-  std::string name;
-  std::shared_ptr<Kernel> kernel;
-  std::vector<Shape> in_shapes, out_shapes;
-  std::vector<DType> in_dtypes, out_dtypes;
-  std::vector<bool> in_constant;
-};
-
-void check_array(const py::handle& obj, const Shape& shape, DType dtype, bool writeable,
-                 const std::string& what) {
-  if (!py::isinstance<py::array>(obj)) throw py::value_error(what + " must be a numpy array");
-  auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (dtype_of(arr.dtype()) != dtype)
-    throw py::value_error(what + ": dtype " + std::string(py::str(arr.dtype())) + ", expected " +
-                          dtype_name(dtype));
-  Shape got(arr.shape(), arr.shape() + arr.ndim());
-  if (got != shape)
-    throw py::value_error(what + ": shape " + shape_str(got) + ", expected " + shape_str(shape));
-  if (!(arr.flags() & py::array::c_style)) throw py::value_error(what + " is not C-contiguous");
-  if (writeable && !arr.writeable()) throw py::value_error(what + " is read-only");
-}
-
-std::shared_ptr<PyKernel> py_make_kernel(const std::string& name, const py::dict& params,
-                                         const py::list& in_shapes, const py::list& in_dtypes,
-                                         const py::list& out_shapes, const py::list& out_dtypes,
-                                         const py::dict& constants) {
-  KernelArgs args;
-  for (auto kv : params) {
-    std::string key = py::cast<std::string>(kv.first);
-    args.params.values[key] = param_from_obj(key, kv.second);
+Params params_arg(const py::dict& d) {
+  Params p;
+  for (auto kv : d) {
+    const std::string key = py::str(kv.first);
+    if (kv.second.is_none()) continue;  // None = not given
+    p.values[key] = param_value(key, kv.second);
   }
-  if (in_shapes.size() != in_dtypes.size() || out_shapes.size() != out_dtypes.size())
-    throw py::value_error("shapes and dtypes lists differ in length");
-  for (size_t i = 0; i < in_shapes.size(); ++i) {
-    args.in_shapes.push_back(shape_from_obj(in_shapes[i]));
-    args.in_dtypes.push_back(dtype_from_obj(in_dtypes[i]));
-  }
-  for (size_t i = 0; i < out_shapes.size(); ++i) {
-    args.out_shapes.push_back(shape_from_obj(out_shapes[i]));
-    args.out_dtypes.push_back(dtype_from_obj(out_dtypes[i]));
-  }
-  std::vector<py::array> keep;
-  auto k = std::make_shared<PyKernel>();
-  k->in_constant.assign(args.in_shapes.size(), false);
-  for (auto kv : constants) {
-    int pos = py::cast<int>(kv.first);
-    if (pos < 0 || pos >= static_cast<int>(args.in_shapes.size()))
-      throw py::value_error("constant position out of range");
-    auto arr = py::array::ensure(kv.second, py::array::c_style);
-    if (!arr) throw py::value_error("constant must be an array");
-    check_array(arr, args.in_shapes[pos], args.in_dtypes[pos], false,
-                "constant input " + std::to_string(pos));
-    keep.push_back(arr);
-    args.constants[pos] = ConstTensor{arr.data(), args.in_dtypes[pos], args.in_shapes[pos]};
-    k->in_constant[pos] = true;
-  }
-  try {
-    k->kernel = std::shared_ptr<Kernel>(make_kernel(name, args).release());
-  } catch (const KernelArgError& e) {
-    throw py::value_error(name + ": " + e.what());
-  }
-  k->name = name;
-  k->in_shapes = args.in_shapes;
-  k->out_shapes = args.out_shapes;
-  k->in_dtypes = args.in_dtypes;
-  k->out_dtypes = args.out_dtypes;
-  return k;
-}
-
-void py_kernel_run(PyKernel& k, const py::list& inputs, const py::list& outputs) {
-  if (inputs.size() != k.in_shapes.size() || outputs.size() != k.out_shapes.size())
-    throw py::value_error(k.name + ": expected " + std::to_string(k.in_shapes.size()) +
-                          " inputs and " + std::to_string(k.out_shapes.size()) + " outputs");
-  std::vector<const void*> in(inputs.size(), nullptr);
-  std::vector<void*> out(outputs.size(), nullptr);
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i].is_none()) {
-      if (!k.in_constant[i] && k.in_dtypes[i] != DType::unknown)
-        throw py::value_error(k.name + ": input " + std::to_string(i) + " is missing");
-      continue;
-    }
-    check_array(inputs[i], k.in_shapes[i], k.in_dtypes[i], false,
-                k.name + " input " + std::to_string(i));
-    in[i] = py::reinterpret_borrow<py::array>(inputs[i]).data();
-  }
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    check_array(outputs[i], k.out_shapes[i], k.out_dtypes[i], true,
-                k.name + " output " + std::to_string(i));
-    out[i] = py::reinterpret_borrow<py::array>(outputs[i]).mutable_data();
-  }
-  py::gil_scoped_release nogil;
-  k.kernel->run(in.data(), out.data());
-}
-
-// ---- the plan ------------------------------------------------------------------------------
-enum class ValueKind { input, output, arena, constant, alias };
-
-struct PlanValue {
-  ValueKind kind;
-  int64_t index = 0;  // input/output position, arena offset, or alias target id
-  Shape shape;
-  DType dtype;
-  py::dtype np_dtype;
-  size_t nbytes = 0;
-  py::array array;  // constants
-};
-
-struct PlanStep {
-  std::shared_ptr<PyKernel> kernel;  // or
-  py::object callback;
-  std::vector<int> ins, outs;
-};
-
-void* aligned_alloc64(size_t n) {
-  void* p = nullptr;
-  if (posix_memalign(&p, 64, n ? n : 64) != 0) throw std::bad_alloc();
   return p;
 }
 
-class Plan {
+// ---- Kernel --------------------------------------------------------------------------------
+
+struct KernelHandle {
+  std::string name;
+  std::unique_ptr<Kernel> impl;
+  std::vector<Shape> in_shapes, out_shapes;
+  std::vector<DType> in_dtypes, out_dtypes;
+  std::set<int> constant_positions;
+
+  // Whether input i may be given as None (absent optional input or constant at make time).
+  bool may_be_none(size_t i) const {
+    return in_dtypes[i] == DType::unknown || constant_positions.count(static_cast<int>(i));
+  }
+
+  void run(const py::sequence& inputs, const py::sequence& outputs) const {
+    if (inputs.size() != in_shapes.size())
+      throw py::value_error(name + ": expected " + std::to_string(in_shapes.size()) +
+                            " inputs, got " + std::to_string(inputs.size()));
+    if (outputs.size() != out_shapes.size())
+      throw py::value_error(name + ": expected " + std::to_string(out_shapes.size()) +
+                            " outputs, got " + std::to_string(outputs.size()));
+    std::vector<const void*> in(in_shapes.size(), nullptr);
+    std::vector<void*> out(out_shapes.size(), nullptr);
+    for (size_t i = 0; i < in.size(); ++i) {
+      py::object h = inputs[i];
+      if (h.is_none()) {
+        if (!may_be_none(i)) throw py::value_error(name + ": input " + std::to_string(i) +
+                                                   " is None but required");
+        continue;
+      }
+      if (in_dtypes[i] == DType::unknown)
+        throw py::value_error(name + ": input " + std::to_string(i) +
+                              " was declared absent; pass None");
+      py::array a = check_array(h, name + ": input " + std::to_string(i), in_shapes[i],
+                                in_dtypes[i], false);
+      in[i] = a.data();
+    }
+    for (size_t i = 0; i < out.size(); ++i) {
+      py::array a = check_array(outputs[i], name + ": output " + std::to_string(i),
+                                out_shapes[i], out_dtypes[i], true);
+      out[i] = a.mutable_data();
+    }
+    // inputs/outputs (the caller's sequences) keep the arrays alive while the GIL is released.
+    py::gil_scoped_release nogil;
+    impl->run(in.data(), out.data());
+  }
+};
+
+std::shared_ptr<KernelHandle> make_kernel_py(const std::string& name, const py::dict& params,
+                                             const py::sequence& in_shapes,
+                                             const py::sequence& in_dtypes,
+                                             const py::sequence& out_shapes,
+                                             const py::sequence& out_dtypes,
+                                             const py::object& constants) {
+  auto h = std::make_shared<KernelHandle>();
+  h->name = name;
+  KernelArgs args;
+  args.params = params_arg(params);
+  if (in_shapes.size() != in_dtypes.size())
+    throw py::value_error(name + ": in_shapes and in_dtypes differ in length");
+  if (out_shapes.size() != out_dtypes.size())
+    throw py::value_error(name + ": out_shapes and out_dtypes differ in length");
+  for (size_t i = 0; i < in_shapes.size(); ++i) {
+    const std::string dn = dtype_arg(in_dtypes[i]);
+    const DType dt = dn.empty() ? DType::unknown : dtype_from_name(dn);
+    if (!dn.empty() && dt == DType::unknown)
+      throw py::value_error(name + ": input " + std::to_string(i) + " has unsupported dtype " + dn);
+    args.in_shapes.push_back(dt == DType::unknown ? Shape{}
+                                                  : shape_arg(in_shapes[i], name + ": in_shapes"));
+    args.in_dtypes.push_back(dt);
+  }
+  for (size_t i = 0; i < out_shapes.size(); ++i) {
+    const std::string dn = dtype_arg(out_dtypes[i]);
+    const DType dt = dtype_from_name(dn);
+    if (dt == DType::unknown)
+      throw py::value_error(name + ": output " + std::to_string(i) + " has unsupported dtype '" +
+                            dn + "'");
+    args.out_shapes.push_back(shape_arg(out_shapes[i], name + ": out_shapes"));
+    args.out_dtypes.push_back(dt);
+  }
+  std::vector<py::array> keep;
+  if (!constants.is_none()) {
+    for (auto kv : py::reinterpret_borrow<py::dict>(constants)) {
+      const int64_t pos = py::int_(py::reinterpret_borrow<py::object>(kv.first)).cast<int64_t>();
+      if (pos < 0 || pos >= static_cast<int64_t>(args.in_shapes.size()))
+        throw py::value_error(name + ": constant for unknown input " + std::to_string(pos));
+      if (args.in_dtypes[pos] == DType::unknown)
+        throw py::value_error(name + ": constant given for absent input " + std::to_string(pos));
+      py::array a = check_array(kv.second, name + ": constant input " + std::to_string(pos),
+                                args.in_shapes[pos], args.in_dtypes[pos], false);
+      keep.push_back(a);
+      args.constants[static_cast<int>(pos)] = ConstTensor{a.data(), args.in_dtypes[pos],
+                                                          args.in_shapes[pos]};
+      h->constant_positions.insert(static_cast<int>(pos));
+    }
+  }
+  h->in_shapes = args.in_shapes;
+  h->in_dtypes = args.in_dtypes;
+  h->out_shapes = args.out_shapes;
+  h->out_dtypes = args.out_dtypes;
+  {
+    // Packing weights can take a while; `keep` holds the constants alive.
+    py::gil_scoped_release nogil;
+    h->impl = ferry::make_kernel(name, args);
+  }
+  return h;
+}
+
+// ---- Plan ----------------------------------------------------------------------------------
+
+struct ValueMeta {
+  PlanValue::Kind kind;
+  Shape shape;
+  py::dtype dtype;
+  DType dt;  // unknown for dtypes kernels cannot take (callbacks only)
+  py::object const_view;  // constants: a read-only view handed to callbacks
+};
+
+struct RunContext {
+  const std::vector<py::array>* inputs;
+  const std::vector<py::array>* outputs;
+};
+
+class PyPlan {
  public:
-  Plan(int64_t arena_bytes, const py::list& values, const py::list& steps)
-      : arena_bytes_(static_cast<size_t>(arena_bytes)) {
-    for (auto v : values) {
-      auto t = py::reinterpret_borrow<py::tuple>(v);
-      if (t.size() != 5) throw py::value_error("a plan value is (kind, index, shape, dtype, array)");
-      PlanValue pv;
-      std::string kind = py::cast<std::string>(t[0]);
-      pv.index = py::cast<int64_t>(t[1]);
-      pv.shape = shape_from_obj(t[2]);
-      pv.np_dtype = py::dtype::from_args(py::reinterpret_borrow<py::object>(t[3]));
-      pv.dtype = dtype_of(pv.np_dtype);
-      pv.nbytes = static_cast<size_t>(numel(pv.shape)) * pv.np_dtype.itemsize();
-      if (kind == "input") {
-        pv.kind = ValueKind::input;
-        num_inputs_ = std::max<int64_t>(num_inputs_, pv.index + 1);
-      } else if (kind == "output") {
-        pv.kind = ValueKind::output;
-        num_outputs_ = std::max<int64_t>(num_outputs_, pv.index + 1);
-      } else if (kind == "arena") {
-        pv.kind = ValueKind::arena;
-        if (pv.index < 0 || pv.index + pv.nbytes > arena_bytes_ || pv.index % 64)
-          throw py::value_error("arena value outside the arena or misaligned");
-      } else if (kind == "const") {
-        pv.kind = ValueKind::constant;
-        pv.array = py::array::ensure(t[4], py::array::c_style);
-        if (!pv.array || static_cast<size_t>(pv.array.nbytes()) != pv.nbytes)
-          throw py::value_error("constant value does not match its shape and dtype");
-      } else if (kind == "alias") {
-        pv.kind = ValueKind::alias;
-      } else {
-        throw py::value_error("unknown plan value kind '" + kind + "'");
-      }
-      values_.push_back(std::move(pv));
-    }
-    for (auto& pv : values_) {
-      if (pv.kind != ValueKind::alias) continue;
-      if (pv.index < 0 || pv.index >= static_cast<int64_t>(values_.size()))
-        throw py::value_error("alias target out of range");
-      if (values_[pv.index].nbytes != pv.nbytes)
-        throw py::value_error("alias and target differ in size");
-    }
-    for (auto s : steps) {
-      auto t = py::reinterpret_borrow<py::tuple>(s);
-      if (t.size() != 3) throw py::value_error("a plan step is (kernel, inputs, outputs)");
+  PyPlan(size_t arena_bytes, const py::sequence& values, const py::sequence& steps)
+      : requested_arena_(arena_bytes) {
+    std::vector<PlanValue> pv;
+    for (size_t i = 0; i < values.size(); ++i) pv.push_back(parse_value(i, values[i]));
+    // Scratch for kernel outputs nobody reads (-1): placed after the arena, shared by all steps
+    // since steps run one after another.
+    const size_t scratch_base = (arena_bytes + 63) / 64 * 64;
+    size_t scratch_max = 0;
+    std::vector<PlanStep> ps;
+    for (size_t s = 0; s < steps.size(); ++s) {
+      py::tuple t = py::reinterpret_borrow<py::tuple>(py::tuple(steps[s]));
+      if (t.size() != 3) throw py::value_error("step " + std::to_string(s) + ": expected a 3-tuple");
       PlanStep st;
-      if (py::isinstance<PyKernel>(t[0])) {
-        st.kernel = py::cast<std::shared_ptr<PyKernel>>(t[0]);
+      for (py::handle x : py::reinterpret_borrow<py::iterable>(t[1]))
+        st.inputs.push_back(x.cast<int>());
+      for (py::handle x : py::reinterpret_borrow<py::iterable>(t[2]))
+        st.outputs.push_back(x.cast<int>());
+      for (int id : st.inputs)
+        if (id < -1 || id >= static_cast<int>(pv.size()))
+          throw py::value_error("step " + std::to_string(s) + ": unknown input value " +
+                                std::to_string(id));
+      for (int id : st.outputs)
+        if (id < -1 || id >= static_cast<int>(pv.size()))
+          throw py::value_error("step " + std::to_string(s) + ": unknown output value " +
+                                std::to_string(id));
+      if (py::isinstance<KernelHandle>(t[0])) {
+        auto k = t[0].cast<std::shared_ptr<KernelHandle>>();
+        kernels_.push_back(k);
+        st.kernel = k->impl.get();
+        size_t scratch = 0;
+        check_kernel_step(s, *k, st, pv, scratch_base, scratch);
+        scratch_max = std::max(scratch_max, scratch);
       } else if (PyCallable_Check(t[0].ptr())) {
-        st.callback = py::reinterpret_borrow<py::object>(t[0]);
+        const size_t idx = callbacks_.size();
+        callbacks_.push_back(py::reinterpret_borrow<py::object>(t[0]));
+        callback_steps_.push_back({st.inputs, st.outputs});
+        for (int id : st.outputs)
+          if (id >= 0) check_writable_value(s, id, pv);
+        st.callback = [this, idx](void* const* ptrs, void* ctx) {
+          call_back(idx, ptrs, static_cast<RunContext*>(ctx));
+        };
       } else {
-        throw py::value_error("a plan step needs a Kernel or a callable");
+        throw py::value_error("step " + std::to_string(s) +
+                              ": expected a Kernel or a callable, got " +
+                              std::string(py::str(py::type::of(t[0]).attr("__name__"))));
       }
-      for (auto i : t[1]) st.ins.push_back(py::cast<int>(i));
-      for (auto o : t[2]) st.outs.push_back(py::cast<int>(o));
-      for (int id : st.ins)
-        if (id < -1 || id >= static_cast<int>(values_.size())) throw py::value_error("bad value id");
-      for (int id : st.outs)
-        if (id < -1 || id >= static_cast<int>(values_.size())) throw py::value_error("bad value id");
-      if (st.kernel) check_kernel_step(st);
-      steps_.push_back(std::move(st));
+      ps.push_back(std::move(st));
     }
-  }
-
-  ~Plan() {
-    for (void* p : free_arenas_) std::free(p);
-  }
-
-  void run(const py::list& inputs, const py::list& outputs) {
-    if (static_cast<int64_t>(inputs.size()) != num_inputs_ ||
-        static_cast<int64_t>(outputs.size()) != num_outputs_)
-      throw py::value_error("plan expects " + std::to_string(num_inputs_) + " inputs and " +
-                            std::to_string(num_outputs_) + " outputs");
-    std::vector<void*> ptr(values_.size(), nullptr);
-    for (size_t i = 0; i < values_.size(); ++i) {
-      auto& v = values_[i];
-      if (v.kind == ValueKind::input) {
-        check_array(inputs[v.index], v.shape, v.dtype, false,
-                    "plan input " + std::to_string(v.index));
-        ptr[i] = const_cast<void*>(py::reinterpret_borrow<py::array>(inputs[v.index]).data());
-      } else if (v.kind == ValueKind::output) {
-        check_array(outputs[v.index], v.shape, v.dtype, true,
-                    "plan output " + std::to_string(v.index));
-        ptr[i] = py::reinterpret_borrow<py::array>(outputs[v.index]).mutable_data();
-      } else if (v.kind == ValueKind::constant) {
-        ptr[i] = const_cast<void*>(v.array.data());
-      }
-    }
-    void* arena = acquire_arena();
-    for (size_t i = 0; i < values_.size(); ++i)
-      if (values_[i].kind == ValueKind::arena)
-        ptr[i] = static_cast<char*>(arena) + values_[i].index;
-    for (size_t pass = 0; pass < values_.size(); ++pass) {  // alias chains, any order
-      bool pending = false;
-      for (size_t i = 0; i < values_.size(); ++i) {
-        if (values_[i].kind != ValueKind::alias || ptr[i]) continue;
-        ptr[i] = ptr[values_[i].index];
-        pending = pending || !ptr[i];
-      }
-      if (!pending) break;
-    }
+    const size_t total = scratch_max ? scratch_base + scratch_max : arena_bytes;
     try {
-      py::gil_scoped_release nogil;
-      std::vector<const void*> in;
-      std::vector<void*> out;
-      for (auto& st : steps_) {
-        if (st.kernel) {
-          in.assign(st.ins.size(), nullptr);
-          out.assign(st.outs.size(), nullptr);
-          for (size_t j = 0; j < st.ins.size(); ++j) in[j] = st.ins[j] < 0 ? nullptr : ptr[st.ins[j]];
-          for (size_t j = 0; j < st.outs.size(); ++j) out[j] = st.outs[j] < 0 ? nullptr : ptr[st.outs[j]];
-          st.kernel->kernel->run(in.data(), out.data());
-        } else {
-          py::gil_scoped_acquire gil;
-          run_callback(st, ptr);
-        }
-      }
-    } catch (...) {
-      release_arena(arena);
-      throw;
+      plan_ = std::make_unique<Plan>(total, std::move(pv), std::move(ps));
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error(e.what());
     }
-    release_arena(arena);
   }
 
-  size_t num_steps() const { return steps_.size(); }
-  size_t arena_bytes() const { return arena_bytes_; }
+  void run(const py::sequence& inputs, const py::sequence& outputs) {
+    std::vector<py::array> ins, outs;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (!py::isinstance<py::array>(inputs[i]))
+        throw py::value_error("plan input " + std::to_string(i) + ": expected a numpy array");
+      ins.push_back(py::reinterpret_borrow<py::array>(inputs[i]));
+    }
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      if (!py::isinstance<py::array>(outputs[i]))
+        throw py::value_error("plan output " + std::to_string(i) + ": expected a numpy array");
+      outs.push_back(py::reinterpret_borrow<py::array>(outputs[i]));
+    }
+    if (ins.size() != n_inputs_)
+      throw py::value_error("plan expects " + std::to_string(n_inputs_) + " inputs, got " +
+                            std::to_string(ins.size()));
+    if (outs.size() != n_outputs_)
+      throw py::value_error("plan expects " + std::to_string(n_outputs_) + " outputs, got " +
+                            std::to_string(outs.size()));
+    const auto& pv = plan_->values();
+    for (size_t i = 0; i < pv.size(); ++i) {
+      const ValueMeta& m = meta_[i];
+      if (m.kind == PlanValue::Kind::input)
+        check_value_array(ins[pv[i].index], "plan input " + std::to_string(pv[i].index), m,
+                          false);
+      else if (m.kind == PlanValue::Kind::output)
+        check_value_array(outs[pv[i].index], "plan output " + std::to_string(pv[i].index), m,
+                          true);
+    }
+    std::vector<const void*> in_ptrs;
+    std::vector<void*> out_ptrs;
+    for (auto& a : ins) in_ptrs.push_back(a.data());
+    for (auto& a : outs) out_ptrs.push_back(a.mutable_data());
+    RunContext ctx{&ins, &outs};
+    py::gil_scoped_release nogil;
+    plan_->run(in_ptrs.data(), in_ptrs.size(), out_ptrs.data(), out_ptrs.size(), &ctx);
+  }
+
+  size_t num_steps() const { return plan_->num_steps(); }
+  size_t arena_bytes() const { return requested_arena_; }
 
  private:
-  void check_kernel_step(const PlanStep& st) {
-    const PyKernel& k = *st.kernel;
-    if (st.ins.size() != k.in_shapes.size() || st.outs.size() != k.out_shapes.size())
-      throw py::value_error("step for kernel " + k.name + " has the wrong number of values");
-    for (size_t j = 0; j < st.ins.size(); ++j) {
-      if (st.ins[j] < 0) {
-        if (!k.in_constant[j] && k.in_dtypes[j] != DType::unknown)
-          throw py::value_error("kernel " + k.name + ": input " + std::to_string(j) + " missing");
+  PlanValue parse_value(size_t i, py::handle h) {
+    py::tuple t = py::tuple(py::reinterpret_borrow<py::object>(h));
+    const std::string where = "value " + std::to_string(i);
+    if (t.size() != 5) throw py::value_error(where + ": expected (kind, index, shape, dtype, array)");
+    const std::string kind = t[0].cast<std::string>();
+    ValueMeta m;
+    PlanValue v;
+    v.index = t[1].is_none() ? 0 : t[1].cast<int64_t>();
+    m.shape = shape_arg(t[2], where);
+    const std::string dname = dtype_arg(t[3]);
+    py::object arr = t[4];
+    if (kind == "const") {
+      if (!py::isinstance<py::array>(arr)) throw py::value_error(where + ": const without array");
+      auto a = py::reinterpret_borrow<py::array>(arr);
+      if (std::string(py::str(a.dtype().attr("name"))) != dname)
+        throw py::value_error(where + ": const array has dtype " +
+                              std::string(py::str(a.dtype())) + ", declared " + dname);
+      m.dtype = a.dtype();
+    } else {
+      m.dtype = np_dtype(dname);
+    }
+    m.dt = dtype_of(m.dtype);
+    v.nbytes = static_cast<size_t>(numel(m.shape)) * static_cast<size_t>(m.dtype.itemsize());
+    if (kind == "input") {
+      v.kind = PlanValue::Kind::input;
+      n_inputs_ = std::max<size_t>(n_inputs_, v.index + 1);
+    } else if (kind == "output") {
+      v.kind = PlanValue::Kind::output;
+      n_outputs_ = std::max<size_t>(n_outputs_, v.index + 1);
+    } else if (kind == "arena") {
+      v.kind = PlanValue::Kind::arena;
+      if (v.index % std::max<int64_t>(1, m.dtype.alignment()) != 0)
+        throw py::value_error(where + ": arena offset is not aligned for its dtype");
+    } else if (kind == "alias") {
+      v.kind = PlanValue::Kind::alias;
+    } else if (kind == "const") {
+      v.kind = PlanValue::Kind::constant;
+      auto a = py::reinterpret_borrow<py::array>(arr);
+      if (shape_of(a) != m.shape)
+        throw py::value_error(where + ": const array has shape " + shape_str(shape_of(a)) +
+                              ", declared " + shape_str(m.shape));
+      if (!has_flag(a, npy::NPY_ARRAY_C_CONTIGUOUS_) || !has_flag(a, npy::NPY_ARRAY_ALIGNED_))
+        throw py::value_error(where + ": const array must be C-contiguous and aligned");
+      v.data = a.data();
+      py::array view = a[py::ellipsis()];  // a view, so that callbacks cannot write the const
+      clear_writeable(view);
+      m.const_view = view;
+      keep_.push_back(a);
+    } else {
+      throw py::value_error(where + ": unknown kind '" + kind + "'");
+    }
+    if (v.index < 0) throw py::value_error(where + ": negative index");
+    m.kind = v.kind;
+    meta_.push_back(std::move(m));
+    return v;
+  }
+
+  // Follows aliases to the value that owns the memory.
+  static int root_of(int id, const std::vector<PlanValue>& pv) {
+    for (size_t hops = 0; pv[id].kind == PlanValue::Kind::alias; ++hops) {
+      if (hops > pv.size() || pv[id].index < 0 || pv[id].index >= static_cast<int64_t>(pv.size()))
+        throw py::value_error("bad alias chain at value " + std::to_string(id));
+      id = static_cast<int>(pv[id].index);
+    }
+    return id;
+  }
+
+  void check_writable_value(size_t s, int id, const std::vector<PlanValue>& pv) const {
+    const auto k = pv[root_of(id, pv)].kind;
+    if (k == PlanValue::Kind::input || k == PlanValue::Kind::constant)
+      throw py::value_error("step " + std::to_string(s) + " writes value " + std::to_string(id) +
+                            ", which is a plan input or constant");
+  }
+
+  void check_kernel_step(size_t s, const KernelHandle& k, PlanStep& st,
+                         std::vector<PlanValue>& pv, size_t scratch_base, size_t& scratch) {
+    const std::string where = "step " + std::to_string(s) + " (" + k.name + ")";
+    if (st.inputs.size() != k.in_shapes.size() || st.outputs.size() != k.out_shapes.size())
+      throw py::value_error(where + ": kernel takes " + std::to_string(k.in_shapes.size()) +
+                            " inputs and " + std::to_string(k.out_shapes.size()) + " outputs");
+    for (size_t j = 0; j < st.inputs.size(); ++j) {
+      const int id = st.inputs[j];
+      if (id < 0) {
+        if (!k.may_be_none(j))
+          throw py::value_error(where + ": input " + std::to_string(j) + " has no value");
         continue;
       }
-      auto& v = values_[st.ins[j]];
-      if (v.shape != k.in_shapes[j] || v.dtype != k.in_dtypes[j])
-        throw py::value_error("kernel " + k.name + ": input " + std::to_string(j) +
-                              " does not match its planned value");
+      if (k.in_dtypes[j] == DType::unknown)
+        throw py::value_error(where + ": input " + std::to_string(j) + " was declared absent");
+      if (meta_[id].dt != k.in_dtypes[j] || meta_[id].shape != k.in_shapes[j])
+        throw py::value_error(where + ": input " + std::to_string(j) + " is " +
+                              std::string(py::str(meta_[id].dtype)) + " " +
+                              shape_str(meta_[id].shape) + ", kernel wants " +
+                              dtype_name(k.in_dtypes[j]) + " " + shape_str(k.in_shapes[j]));
     }
-    for (size_t j = 0; j < st.outs.size(); ++j) {
-      if (st.outs[j] < 0) throw py::value_error("kernel " + k.name + ": every output needs memory");
-      auto& v = values_[st.outs[j]];
-      if (v.shape != k.out_shapes[j] || v.dtype != k.out_dtypes[j])
-        throw py::value_error("kernel " + k.name + ": output " + std::to_string(j) +
-                              " does not match its planned value");
+    for (size_t j = 0; j < st.outputs.size(); ++j) {
+      int id = st.outputs[j];
+      if (id < 0) {  // unread output: give it scratch memory
+        PlanValue v;
+        v.kind = PlanValue::Kind::arena;
+        v.index = static_cast<int64_t>(scratch_base + scratch);
+        v.nbytes = static_cast<size_t>(numel(k.out_shapes[j])) * dtype_size(k.out_dtypes[j]);
+        scratch += (v.nbytes + 63) / 64 * 64;
+        ValueMeta m{PlanValue::Kind::arena, k.out_shapes[j], np_dtype(dtype_name(k.out_dtypes[j])),
+                    k.out_dtypes[j], py::none()};
+        meta_.push_back(m);
+        pv.push_back(v);
+        st.outputs[j] = static_cast<int>(pv.size() - 1);
+        continue;
+      }
+      check_writable_value(s, id, pv);
+      if (meta_[id].dt != k.out_dtypes[j] || meta_[id].shape != k.out_shapes[j])
+        throw py::value_error(where + ": output " + std::to_string(j) + " is " +
+                              std::string(py::str(meta_[id].dtype)) + " " +
+                              shape_str(meta_[id].shape) + ", kernel writes " +
+                              dtype_name(k.out_dtypes[j]) + " " + shape_str(k.out_shapes[j]));
     }
   }
 
-  void run_callback(const PlanStep& st, const std::vector<void*>& ptr) {
-    py::list args;
-    // views over plan memory: the capsule marks them as not owning their data
-    static int owner_tag = 0;
-    py::capsule no_owner(static_cast<void*>(&owner_tag), [](void*) {});
-    for (int id : st.ins) {
-      if (id < 0) {
-        args.append(py::none());
-        continue;
-      }
-      auto& v = values_[id];
-      py::array view(v.np_dtype, std::vector<py::ssize_t>(v.shape.begin(), v.shape.end()),
-                     ptr[id], no_owner);
-      // inputs are read-only for callbacks: a numpy op writing its input would corrupt the arena
-      py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
-      args.append(view);
+  void check_value_array(const py::array& a, const std::string& what, const ValueMeta& m,
+                         bool writeable) const {
+    if (!npy::get().PyArray_EquivTypes_(a.dtype().ptr(), m.dtype.ptr()))
+      throw py::value_error(what + ": expected dtype " + std::string(py::str(m.dtype)) + ", got " +
+                            std::string(py::str(a.dtype())));
+    if (shape_of(a) != m.shape)
+      throw py::value_error(what + ": expected shape " + shape_str(m.shape) + ", got " +
+                            shape_str(shape_of(a)));
+    if (!has_flag(a, npy::NPY_ARRAY_C_CONTIGUOUS_) || !has_flag(a, npy::NPY_ARRAY_ALIGNED_))
+      throw py::value_error(what + ": array is not C-contiguous and aligned");
+    if (writeable && !has_flag(a, npy::NPY_ARRAY_WRITEABLE_))
+      throw py::value_error(what + ": array is not writeable");
+  }
+
+  // A numpy view of value `id` for a callback. Its base keeps the memory alive: the caller's
+  // array for inputs/outputs, this plan (whose arena pool outlives every run) for the arena.
+  py::object view(int id, void* const* ptrs, RunContext* ctx, bool writeable) {
+    const ValueMeta& m = meta_[id];
+    const int r = plan_->root(id);
+    const auto& rv = plan_->values()[r];
+    if (meta_[r].kind == PlanValue::Kind::constant && r == id) return m.const_view;
+    py::object base;
+    switch (rv.kind) {
+      case PlanValue::Kind::input: base = (*ctx->inputs)[rv.index]; break;
+      case PlanValue::Kind::output: base = (*ctx->outputs)[rv.index]; break;
+      case PlanValue::Kind::constant: base = meta_[r].const_view; break;
+      default: base = py::cast(this, py::return_value_policy::reference); break;
     }
-    py::object result = st.callback(*args);
+    std::vector<py::ssize_t> shape(m.shape.begin(), m.shape.end());
+    py::array a(m.dtype, shape, std::vector<py::ssize_t>{}, ptrs[id], base);
+    if (!writeable) clear_writeable(a);
+    return std::move(a);
+  }
+
+  void call_back(size_t idx, void* const* ptrs, RunContext* ctx) {
+    py::gil_scoped_acquire gil;
+    const auto& io = callback_steps_[idx];
+    py::tuple args(io.first.size());
+    for (size_t j = 0; j < io.first.size(); ++j) {
+      const int id = io.first[j];
+      args[j] = id < 0 ? py::none() : view(id, ptrs, ctx, false);
+    }
+    py::object result = callbacks_[idx](*args);
+    const auto& outs = io.second;
     std::vector<py::object> results;
-    if (py::isinstance<py::tuple>(result) || py::isinstance<py::list>(result)) {
-      for (auto r : result) results.push_back(py::reinterpret_borrow<py::object>(r));
+    if (py::isinstance<py::tuple>(result)) {  // several outputs; a list is not an array
+      for (py::handle r : result) results.push_back(py::reinterpret_borrow<py::object>(r));
     } else {
       results.push_back(result);
     }
-    if (results.size() != st.outs.size())
-      throw std::runtime_error("callback returned " + std::to_string(results.size()) +
-                               " values, the plan expects " + std::to_string(st.outs.size()));
-    for (size_t j = 0; j < st.outs.size(); ++j) {
-      auto& v = values_[st.outs[j]];
-      py::array arr = py::array::ensure(results[j]);
-      if (!arr) throw std::runtime_error("callback result is not an array");
-      Shape got(arr.shape(), arr.shape() + arr.ndim());
-      if (got != v.shape || (!arr.dtype().is(v.np_dtype) && !arr.dtype().equal(v.np_dtype)))
-        throw std::runtime_error("callback result " + std::to_string(j) + " has shape " +
-                                 shape_str(got) + " dtype " + std::string(py::str(arr.dtype())) +
-                                 "; the plan expects " + shape_str(v.shape) + " " +
-                                 std::string(py::str(v.np_dtype)));
-      if (!(arr.flags() & py::array::c_style))
-        arr = py::array::ensure(py::module_::import("numpy").attr("ascontiguousarray")(arr));
-      if (v.nbytes) std::memcpy(ptr[st.outs[j]], arr.data(), v.nbytes);
-    }
-  }
-
-  void* acquire_arena() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (!free_arenas_.empty()) {
-        void* p = free_arenas_.back();
-        free_arenas_.pop_back();
-        return p;
+    const std::string name = py::str(py::getattr(callbacks_[idx], "__name__", py::str("callback")));
+    if (results.size() != outs.size())
+      throw py::value_error("callback " + name + " returned " + std::to_string(results.size()) +
+                            " values, the plan expects " + std::to_string(outs.size()));
+    for (size_t j = 0; j < outs.size(); ++j) {
+      const int id = outs[j];
+      if (id < 0) continue;
+      const ValueMeta& m = meta_[id];
+      if (!py::isinstance<py::array>(results[j]) &&
+          !py::isinstance(results[j], py::module_::import("numpy").attr("generic")))
+        throw py::type_error("callback " + name + " output " + std::to_string(j) +
+                             " is a " + std::string(py::str(py::type::of(results[j]).attr("__name__"))) +
+                             ", not a numpy array");
+      py::array a = py::array::ensure(results[j]);
+      if (!a) throw py::error_already_set();
+      const std::string what = "callback " + name + " output " + std::to_string(j);
+      if (!npy::get().PyArray_EquivTypes_(a.dtype().ptr(), m.dtype.ptr()))
+        throw py::type_error(what + ": dtype " + std::string(py::str(a.dtype())) +
+                             ", the plan expects " + std::string(py::str(m.dtype)));
+      if (shape_of(a) != m.shape)
+        throw py::value_error(what + ": shape " + shape_str(shape_of(a)) + ", the plan expects " +
+                              shape_str(m.shape));
+      const size_t nbytes = static_cast<size_t>(numel(m.shape)) * m.dtype.itemsize();
+      if (a.data() == ptrs[id]) continue;  // returned the planned buffer itself
+      if (has_flag(a, npy::NPY_ARRAY_C_CONTIGUOUS_)) {
+        if (nbytes) std::memmove(ptrs[id], a.data(), nbytes);
+      } else {
+        py::module_::import("numpy").attr("copyto")(view(id, ptrs, ctx, true), a);
       }
     }
-    return aligned_alloc64(arena_bytes_);
-  }
-  void release_arena(void* p) {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (free_arenas_.size() < 8) {
-      free_arenas_.push_back(p);
-    } else {
-      std::free(p);
-    }
   }
 
-  size_t arena_bytes_;
-  int64_t num_inputs_ = 0, num_outputs_ = 0;
-  std::vector<PlanValue> values_;
-  std::vector<PlanStep> steps_;
-  std::mutex mu_;
-  std::vector<void*> free_arenas_;
+  size_t requested_arena_;
+  size_t n_inputs_ = 0, n_outputs_ = 0;
+  std::vector<ValueMeta> meta_;
+  std::vector<py::object> keep_;
+  std::vector<std::shared_ptr<KernelHandle>> kernels_;
+  std::vector<py::object> callbacks_;
+  std::vector<std::pair<std::vector<int>, std::vector<int>>> callback_steps_;
+  std::unique_ptr<Plan> plan_;
 };
 
 }  // namespace
 
 PYBIND11_MODULE(ferry_kernels, m) {
-  m.doc() = "ferry's C++ kernels and plan loop (see kernels_cpp/README.md)";
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const KernelArgError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    }
-  });
+  m.doc() = "ferry's C++ CPU kernels, thread pool and plan loop.";
+  py::register_exception<KernelArgError>(m, "KernelArgError", PyExc_ValueError);
+
   m.def("isa", [] { return std::string(isa_name(active_isa())); },
-        "the instruction set the kernels use (after FERRY_MAX_ISA)");
+        "The ISA in use: 'avx512', 'avx2' or 'scalar' (capped by FERRY_MAX_ISA).");
   m.def("supported_isas", [] {
     std::vector<std::string> out;
-    for (Isa i : supported_isas()) out.push_back(isa_name(i));
+    for (Isa i : ferry::supported_isas()) out.emplace_back(isa_name(i));
     return out;
-  }, "what this CPU can run, best first, ignoring FERRY_MAX_ISA");
-  m.def("set_num_threads", &set_num_threads, py::arg("n"));
-  m.def("get_num_threads", &num_threads);
-  m.def("kernel_names", &kernel_names);
+  }, "ISAs this CPU can run, best first, ignoring FERRY_MAX_ISA.");
+  m.def("set_num_threads", [](int n) {
+    py::gil_scoped_release nogil;
+    ferry::set_num_threads(n);
+  }, py::arg("n"), "Resize the thread pool (n <= 0: one per hardware thread).");
+  m.def("get_num_threads", &ferry::num_threads);
+  m.def("kernel_names", &ferry::kernel_names);
 
-  py::class_<PyKernel, std::shared_ptr<PyKernel>>(m, "Kernel")
-      .def_readonly("name", &PyKernel::name)
-      .def("run", &py_kernel_run, py::arg("inputs"), py::arg("outputs"));
-  m.def("make_kernel", &py_make_kernel, py::arg("name"), py::arg("params"),
-        py::arg("in_shapes"), py::arg("in_dtypes"), py::arg("out_shapes"),
-        py::arg("out_dtypes"), py::arg("constants") = py::dict());
+  py::class_<KernelHandle, std::shared_ptr<KernelHandle>>(m, "Kernel")
+      .def("run", &KernelHandle::run, py::arg("inputs"), py::arg("outputs"),
+           "Run on C-contiguous arrays of the declared shapes and dtypes (GIL released).")
+      .def_property_readonly("name", [](const KernelHandle& k) { return k.name; })
+      .def("__repr__", [](const KernelHandle& k) { return "<ferry_kernels.Kernel " + k.name + ">"; });
 
-  py::class_<Plan>(m, "Plan")
-      .def(py::init<int64_t, const py::list&, const py::list&>(), py::arg("arena_bytes"),
+  m.def("make_kernel", &make_kernel_py, py::arg("name"), py::arg("params"), py::arg("in_shapes"),
+        py::arg("in_dtypes"), py::arg("out_shapes"), py::arg("out_dtypes"),
+        py::arg("constants") = py::none(),
+        "Make a kernel for fixed shapes and dtypes; constants (input position -> array) may be "
+        "pre-packed. An absent optional input has dtype None.");
+
+  py::class_<PyPlan>(m, "Plan")
+      .def(py::init<size_t, const py::sequence&, const py::sequence&>(), py::arg("arena_bytes"),
            py::arg("values"), py::arg("steps"))
-      .def("run", &Plan::run, py::arg("inputs"), py::arg("outputs"))
-      .def_property_readonly("num_steps", &Plan::num_steps)
-      .def_property_readonly("arena_bytes", &Plan::arena_bytes);
+      .def("run", &PyPlan::run, py::arg("inputs"), py::arg("outputs"),
+           "Run every step (GIL released; callbacks take it). Safe from several threads.")
+      .def_property_readonly("num_steps", &PyPlan::num_steps)
+      .def_property_readonly("arena_bytes", &PyPlan::arena_bytes);
 }

@@ -1,5 +1,5 @@
-// "Copy": the output is the input's bytes (Reshape, Flatten, Squeeze, Identity...). The plan
-// usually turns these nodes into views and drops the step; this kernel runs when it cannot.
+// "Copy": output 0 = input 0, byte for byte (Identity, Reshape, Flatten... when not a view).
+// Inputs after the first (e.g. Reshape's shape) are ignored.
 #include <cstring>
 
 #include "ferry/kernel.h"
@@ -9,23 +9,30 @@ namespace {
 
 class CopyKernel : public Kernel {
  public:
-  explicit CopyKernel(size_t nbytes) : nbytes_(nbytes) {}
+  CopyKernel(size_t nbytes, const void* constant) : nbytes_(nbytes) {
+    if (constant) {
+      const auto* p = static_cast<const char*>(constant);
+      constant_.assign(p, p + nbytes);
+    }
+  }
   void run(const void* const* in, void* const* out) const override {
-    if (nbytes_ && in[0] != out[0]) std::memcpy(out[0], in[0], nbytes_);
+    const void* src = constant_.empty() ? in[0] : constant_.data();
+    if (nbytes_ && src != out[0]) std::memcpy(out[0], src, nbytes_);
   }
 
  private:
   size_t nbytes_;
+  std::vector<char> constant_;  // input 0 when it was given at make time
 };
 
 std::unique_ptr<Kernel> make_copy(const KernelArgs& a) {
   if (a.in_shapes.empty() || a.out_shapes.size() != 1)
-    throw KernelArgError("Copy takes one input and one output");
-  size_t in_bytes = numel(a.in_shapes[0]) * dtype_size(a.in_dtypes[0]);
-  size_t out_bytes = numel(a.out_shapes[0]) * dtype_size(a.out_dtypes[0]);
-  if (in_bytes != out_bytes || dtype_size(a.in_dtypes[0]) == 0)
-    throw KernelArgError("Copy: input and output sizes differ");
-  return std::make_unique<CopyKernel>(out_bytes);
+    throw KernelArgError("Copy takes at least one input and one output");
+  if (a.in_dtypes[0] != a.out_dtypes[0] || numel(a.in_shapes[0]) != numel(a.out_shapes[0]))
+    throw KernelArgError("Copy: input and output differ in dtype or size");
+  auto c = a.constants.find(0);
+  return std::make_unique<CopyKernel>(numel(a.in_shapes[0]) * dtype_size(a.in_dtypes[0]),
+                                      c == a.constants.end() ? nullptr : c->second.data);
 }
 
 }  // namespace

@@ -1,76 +1,107 @@
-"""Bridge to the C++ kernels (the ``ferry_kernels`` extension built from kernels_cpp/).
+"""Bridge from the op registry's :class:`NativeCall` lowerings to ``ferry_kernels``.
 
-The CPU provider works without it (numpy only) and says why in ``explain()``; CI always
-builds it. ``make`` turns a :class:`providers.cpu.opset.NativeCall` into a kernel;
-``run_call`` makes and runs one in a single step (tests and one-off use).
+The C++ module is imported lazily so that ferry still imports (and runs everything on numpy)
+when the extension is missing; :func:`available` says whether it is there.
+
+    call = impl.native(inputs, attrs)            # a NativeCall, or None for numpy
+    outputs = native.run_call(call, inputs)      # make the kernel and run it once
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from providers.cpu.opset import NativeCall
 
-_module = None
-_error = ""
+_module: Any = None
+_error: str | None = None
 
 
-def _load():
+def _load() -> Any:
     global _module, _error
-    if _module is None and not _error:
+    if _module is None and _error is None:
         try:
             import ferry_kernels
-        except ImportError as exc:
-            _error = f"the C++ extension ferry_kernels is not importable ({exc})"
-        else:
+
             _module = ferry_kernels
+        except ImportError as exc:  # the wheel was built without the extension
+            _error = f"ferry_kernels could not be imported: {exc}"
     return _module
 
 
+def module() -> Any:
+    """The ``ferry_kernels`` module; raises ImportError when it is not available."""
+    fk = _load()
+    if fk is None:
+        raise ImportError(_error)
+    return fk
+
+
 def available() -> bool:
-    """Whether the C++ kernels can be used."""
+    """True when the C++ kernels can be used."""
     return _load() is not None
 
 
 def unavailable_reason() -> str:
+    """Why :func:`available` is False ("" when it is True)."""
     _load()
-    return _error
+    return _error or ""
 
 
-def module():
-    """The ferry_kernels module; raises ImportError when it is not built."""
-    m = _load()
-    if m is None:
-        raise ImportError(_error)
-    return m
+def contiguous(v: np.ndarray) -> np.ndarray:
+    """``v`` as a C-contiguous array of the same shape (np.ascontiguousarray turns 0-d into 1-d)."""
+    return v if v.flags.c_contiguous else np.ascontiguousarray(v)
 
 
-def _dtype_name(dt) -> str | None:
+def _dtype_name(dt: Any) -> str | None:
     return None if dt is None else np.dtype(dt).name
 
 
-def make(call: NativeCall, in_shapes: Sequence[Sequence[int]], in_dtypes: Sequence[Any],
-         constants: dict[int, np.ndarray] | None = None):
-    """A ferry_kernels.Kernel for ``call``, given the shapes and dtypes of its inputs (in the
-    kernel's input order; ``()``/None for an absent one) and the constant inputs it may pack."""
+def make(call: NativeCall, in_shapes: Sequence[Sequence[int] | None],
+         in_dtypes: Sequence[Any], constants: dict[int, np.ndarray] | None = None) -> Any:
+    """Make the ``ferry_kernels.Kernel`` for ``call``.
+
+    ``in_shapes``/``in_dtypes`` describe the kernel's inputs, already selected and ordered by
+    ``call.inputs`` (``None`` dtype for an absent optional input). ``constants`` maps kernel input
+    positions to values known at plan time (weights), which the kernel may pre-pack; at run time
+    those inputs may then be passed as None.
+    """
     fk = module()
-    return fk.make_kernel(
-        call.kernel, dict(call.params), [list(s) for s in in_shapes],
-        [_dtype_name(d) for d in in_dtypes], [list(s) for s in call.output_shapes],
-        [_dtype_name(d) for d in call.output_dtypes],
-        {int(k): np.ascontiguousarray(v) for k, v in (constants or {}).items()})
+    shapes = [None if dt is None else [int(d) for d in s]
+              for s, dt in zip(in_shapes, in_dtypes)]
+    consts = {int(j): contiguous(np.asarray(v)) for j, v in (constants or {}).items()
+              if v is not None}
+    return fk.make_kernel(call.kernel, dict(call.params), shapes,
+                          [_dtype_name(d) for d in in_dtypes],
+                          [[int(d) for d in s] for s in call.output_shapes],
+                          [_dtype_name(d) for d in call.output_dtypes], consts)
 
 
-def run_call(call: NativeCall, inputs: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    """Make the kernel for ``call`` and run it on ``inputs`` (node inputs; ``call.inputs``
-    selects the kernel's). Returns freshly allocated outputs."""
-    positions = call.inputs if call.inputs is not None else list(range(len(inputs)))
-    kins = [inputs[p] if p is not None and p < len(inputs) else None for p in positions]
-    kins = [None if v is None else np.ascontiguousarray(v) for v in kins]
+def kernel_inputs(call: NativeCall, inputs: Sequence[np.ndarray | None]) -> list:
+    """The node's inputs selected and ordered as the kernel takes them (``call.inputs``)."""
+    if call.inputs is None:
+        return list(inputs)
+    return [inputs[p] if p is not None and p < len(inputs) else None for p in call.inputs]
+
+
+def run_call(call: NativeCall, inputs: Sequence[np.ndarray | None],
+             pack_constants: bool = True) -> list[np.ndarray]:
+    """Make the kernel of ``call`` for these node inputs and run it once; returns its outputs.
+
+    ``inputs`` are the node's inputs as given to the ``native=`` lowering (``None`` for absent
+    ones). With ``pack_constants`` the inputs listed in ``call.constant_inputs`` are handed to
+    the kernel at make time (the path weights take in a plan) and passed as None at run time.
+    """
+    kins = [None if v is None else contiguous(np.asarray(v))
+            for v in kernel_inputs(call, inputs)]
+    consts = {j: kins[j] for j in call.constant_inputs
+              if pack_constants and j < len(kins) and kins[j] is not None}
     kernel = make(call, [() if v is None else v.shape for v in kins],
-                  [None if v is None else v.dtype for v in kins])
-    outs = [np.empty(s, d) for s, d in zip(call.output_shapes, call.output_dtypes)]
-    kernel.run(kins, outs)
+                  [None if v is None else v.dtype for v in kins], consts)
+    outs = [np.empty(tuple(s), np.dtype(d)) for s, d in zip(call.output_shapes,
+                                                             call.output_dtypes)]
+    kernel.run([None if j in consts else v for j, v in enumerate(kins)], outs)
     return outs

@@ -273,7 +273,7 @@ class _Program:
 
     def _run_plan(self, entry: _PlanEntry, feeds, run_state) -> dict[str, Any]:
         run_state.check_cancelled()
-        ins = [np.ascontiguousarray(feeds[n]) for n in entry.input_names]
+        ins = [_contig(feeds[n]) for n in entry.input_names]
         outs = [np.empty(s, d) for s, d in zip(entry.output_shapes, entry.output_dtypes)]
         entry.plan.run(ins, outs)
         result = dict(zip(entry.produced_outputs, outs))
@@ -359,7 +359,7 @@ class _Program:
             if call is not None:
                 kins = [ins[p] if p is not None and p < len(ins) else None for p in positions]
                 kins = [None if j in const_pos else
-                        (None if v is None else np.ascontiguousarray(v))
+                        (None if v is None else _contig(v))
                         for j, v in enumerate(kins)]
                 outs = [np.empty(s, d) for s, d in zip(call.output_shapes, call.output_dtypes)]
                 kernel.run(kins, outs)
@@ -374,7 +374,7 @@ class _Program:
         return outs, _Step(index, list(node.inputs), list(node.outputs))
 
     def _make_kernel(self, node, impl, attrs, ins, is_const):
-        call = impl.native(ins, attrs)
+        call = impl.native(ins, {**attrs, "_num_outputs": len(node.outputs)})
         if call is None:
             return (None, None, None, None, None)
         positions = call.inputs if call.inputs is not None else list(range(len(ins)))
@@ -469,7 +469,7 @@ class _Program:
             elif req.kind == "input":
                 values.append(("input", input_names.index(n), shape, dt, None))
             elif req.kind == "const":
-                values.append(("const", 0, shape, dt, np.ascontiguousarray(v)))
+                values.append(("const", 0, shape, dt, _contig(v)))
             elif req.kind == "output":
                 values.append(("output", produced_outputs.index(n), shape, dt, None))
             else:
@@ -528,6 +528,11 @@ class _Program:
 
 # Ops whose numpy implementation legitimately yields None (an empty optional).
 _MAY_YIELD_NONE = {"Optional", "OptionalGetElement", "If", "Loop", "Identity", "SequenceAt"}
+
+
+def _contig(v: np.ndarray) -> np.ndarray:
+    """C-contiguous without turning a 0-d array into shape (1,) as ascontiguousarray does."""
+    return v if v.flags.c_contiguous else np.require(v, requirements="C")
 
 
 def _describe(v: Any) -> str:

@@ -89,7 +89,10 @@ def test_raw_data_size_mismatch_is_refused(chain_model):
 
 
 def test_huge_declared_tensor_is_refused_before_allocating():
-    t = helper.make_tensor("w", TensorProto.FLOAT, [1 << 20, 1 << 20], vals=b"", raw=True)
+    t = onnx.TensorProto()
+    t.name, t.data_type = "w", TensorProto.FLOAT
+    t.dims.extend([1 << 20, 1 << 20])
+    t.raw_data = b"\0" * 16
     nodes = [helper.make_node("Add", ["x", "w"], ["y"])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [t])

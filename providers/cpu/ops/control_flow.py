@@ -138,8 +138,11 @@ def scan(*inputs, body=None, num_scan_inputs=None, scan_input_axes=None,
         raise ValueError(f"Scan inputs disagree on the sequence length: {sorted(lengths)}")
     seq_len = lengths.pop() if lengths else 0
     k = len(body.output_names) - n
-    out_dirs = list(scan_output_directions or [0] * k)
     names = body.input_names
+    if len(names) != n + m or k < 0:
+        raise ValueError(f"Scan body takes {len(names)} inputs and gives "
+                         f"{len(body.output_names)} outputs for {n} states and {m} scan inputs")
+    out_dirs = list(scan_output_directions or [0] * k)
     per_iter: list[list] = [[] for _ in range(k)]
     for t in range(seq_len):
         feeds = dict(zip(names[:n], states))
@@ -184,6 +187,9 @@ def scan_8(sequence_lens=None, *inputs, body=None, num_scan_inputs=None, directi
         raise ValueError("Scan sequence_lens must be in [0, sequence length]")
     k = len(body.output_names) - n
     names = body.input_names
+    if len(names) != n + m or k < 0:
+        raise ValueError(f"Scan body takes {len(names)} inputs and gives "
+                         f"{len(body.output_names)} outputs for {n} states and {m} scan inputs")
     final_states: list[list] = [[] for _ in range(n)]
     outputs: list[list] = [[] for _ in range(k)]
     for b in range(batch):

@@ -30,7 +30,8 @@ def einsum(*inputs, equation):
     ops = [np.asarray(x) for x in inputs]
     if dtype in _LOW_FLOATS:
         ops = [x.astype(np.float32) for x in ops]
-    out = np.einsum(eq, *ops, optimize=len(ops) > 2)
+    # optimize=True lets numpy contract through BLAS (tensordot) where it can.
+    out = np.einsum(eq, *ops, optimize=True)
     return np.asarray(out).astype(dtype, copy=False)
 
 

@@ -1,0 +1,305 @@
+// "Conv" (float32, N-D, NCHW layout). Parameters are fully resolved in Python:
+//   group (int), strides, dilations (d ints), pads (2d ints: all begins, then all ends),
+//   optional kernel_shape (checked against W), optional activation / activation_alpha /
+//   activation_beta (fused epilogue, see gemm.h).
+// Inputs X [N, C, *in], W [M, C/group, *k], optional B [M]; output [N, M, *out].
+//
+// Paths: depthwise 2-D (group == C == M) has a direct kernel; 1x1 / stride 1 / no padding is a
+// GEMM on X itself; everything else is im2col over chunks of output positions + GEMM, the chunks
+// spread over threads. Constant weights are packed once per group (PackedA).
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "ferry/gemm.h"
+#include "ferry/kernel.h"
+#include "ferry/threadpool.h"
+
+namespace ferry {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Per-thread im2col buffer (distinct from the GEMM's own packing buffers).
+class ColBuffer {
+ public:
+  ~ColBuffer() { std::free(p_); }
+  float* get(size_t n) {
+    if (n > cap_) {
+      std::free(p_);
+      p_ = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
+      if (!p_) {
+        cap_ = 0;
+        throw std::bad_alloc();
+      }
+      cap_ = n;
+    }
+    return p_;
+  }
+
+ private:
+  float* p_ = nullptr;
+  size_t cap_ = 0;
+};
+thread_local ColBuffer tl_col;
+
+class ConvKernel : public Kernel {
+ public:
+  explicit ConvKernel(const KernelArgs& a) {
+    for (size_t i = 0; i < a.in_dtypes.size(); ++i)
+      if (a.in_dtypes[i] != DType::f32 && a.in_dtypes[i] != DType::unknown)
+        throw KernelArgError("Conv: only float32");
+    if (a.in_shapes.size() < 2 || a.in_shapes.size() > 3 || a.out_shapes.size() != 1 ||
+        a.out_dtypes[0] != DType::f32)
+      throw KernelArgError("Conv takes X, W, optional B and one float32 output");
+    const Shape& xs = a.in_shapes[0];
+    const Shape& ws = a.in_shapes[1];
+    if (xs.size() < 3 || ws.size() != xs.size())
+      throw KernelArgError("Conv: X and W must have the same rank >= 3");
+    nd_ = static_cast<int>(xs.size()) - 2;
+    const Params& p = a.params;
+    group_ = p.get_int("group", 1);
+    N_ = xs[0];
+    C_ = xs[1];
+    M_ = ws[0];
+    if (group_ <= 0 || C_ % group_ || M_ % group_ || ws[1] != C_ / group_)
+      throw KernelArgError("Conv: channels do not match group");
+    Cg_ = C_ / group_;
+    Mg_ = M_ / group_;
+    in_.assign(xs.begin() + 2, xs.end());
+    k_.assign(ws.begin() + 2, ws.end());
+    if (p.has("kernel_shape") && p.get_ints("kernel_shape") != k_)
+      throw KernelArgError("Conv: kernel_shape differs from W");
+    stride_ = p.has("strides") ? p.get_ints("strides") : Shape(nd_, 1);
+    dil_ = p.has("dilations") ? p.get_ints("dilations") : Shape(nd_, 1);
+    Shape pads = p.has("pads") ? p.get_ints("pads") : Shape(2 * nd_, 0);
+    if (static_cast<int>(stride_.size()) != nd_ || static_cast<int>(dil_.size()) != nd_ ||
+        static_cast<int>(pads.size()) != 2 * nd_)
+      throw KernelArgError("Conv: strides/dilations/pads have the wrong length");
+    pad_.assign(pads.begin(), pads.begin() + nd_);
+    Shape expect{N_, M_};
+    for (int d = 0; d < nd_; ++d) {
+      if (stride_[d] < 1 || dil_[d] < 1 || pads[d] < 0 || pads[nd_ + d] < 0)
+        throw KernelArgError("Conv: bad strides, dilations or pads");
+      const int64_t span = (k_[d] - 1) * dil_[d] + 1;
+      const int64_t o = (in_[d] + pads[d] + pads[nd_ + d] - span) / stride_[d] + 1;
+      expect.push_back(std::max<int64_t>(o, 0));
+      out_.push_back(std::max<int64_t>(o, 0));
+    }
+    if (a.out_shapes[0] != expect) throw KernelArgError("Conv: unexpected output shape");
+    S_in_ = numel(in_);
+    S_ = numel(out_);
+    ksize_ = numel(k_);
+    kdim_ = Cg_ * ksize_;
+
+    epi_.act = activation_from_name(p.has("activation") ? p.get_str("activation") : "");
+    epi_.act_alpha = static_cast<float>(p.get_float("activation_alpha", 0.0));
+    epi_.act_beta = static_cast<float>(p.get_float("activation_beta", 0.0));
+    has_bias_ = a.in_shapes.size() == 3 && a.in_dtypes[2] != DType::unknown;
+    if (has_bias_ && a.in_shapes[2] != Shape{M_}) throw KernelArgError("Conv: B must be [M]");
+    if (auto it = a.constants.find(2); has_bias_ && it != a.constants.end()) {
+      const float* b = static_cast<const float*>(it->second.data);
+      const_bias_.assign(b, b + M_);
+    }
+
+    depthwise_ = nd_ == 2 && Cg_ == 1 && Mg_ == 1;
+    pointwise_ = true;
+    for (int d = 0; d < nd_; ++d)
+      pointwise_ = pointwise_ && k_[d] == 1 && stride_[d] == 1 && pads[d] == 0 &&
+                   pads[nd_ + d] == 0;
+    if (auto it = a.constants.find(1); it != a.constants.end()) {
+      const float* w = static_cast<const float*>(it->second.data);
+      if (depthwise_) {
+        const_w_.assign(w, w + M_ * kdim_);
+      } else {
+        for (int64_t g = 0; g < group_; ++g)
+          packed_w_.push_back(std::make_unique<PackedA>(false, Mg_, kdim_, w + g * Mg_ * kdim_,
+                                                        kdim_));
+      }
+    }
+  }
+
+  void run(const void* const* in, void* const* out) const override {
+    const float* X = static_cast<const float*>(in[0]);
+    const float* W = const_w_.empty() ? static_cast<const float*>(in[1]) : const_w_.data();
+    const float* bias = !has_bias_ ? nullptr
+                        : const_bias_.empty() ? static_cast<const float*>(in[2])
+                                              : const_bias_.data();
+    float* Y = static_cast<float*>(out[0]);
+    if (N_ == 0 || M_ == 0 || S_ == 0) return;
+    if (depthwise_) return run_depthwise(X, W, bias, Y);
+
+    // Work items: (image, group, chunk of output positions).
+    const GemmGeometry geo = gemm_geometry();
+    const int threads = num_threads();
+    int64_t jn = S_;
+    if (!pointwise_) {
+      // Keep each im2col buffer at most ~2 MB.
+      const int64_t cap = std::max<int64_t>(geo.nr, (int64_t(1) << 19) / std::max<int64_t>(1, kdim_)
+                                                         / geo.nr * geo.nr);
+      jn = std::min(jn, cap);
+    }
+    const int64_t ng = N_ * group_;
+    if (ng * ceil_div(S_, jn) < threads && S_ >= 2 * 64) {
+      // Too few items for the threads: split the output positions further (>= 64 each).
+      const int64_t want = ceil_div(threads, ng);
+      jn = std::min(jn, std::max<int64_t>(64, ceil_div(ceil_div(S_, want), geo.nr) * geo.nr));
+    }
+    const int64_t chunks = ceil_div(S_, jn);
+    const int64_t items = ng * chunks;
+    auto item = [&](int64_t it) {
+      const int64_t n = it / (group_ * chunks);
+      const int64_t g = (it / chunks) % group_;
+      const int64_t j0 = (it % chunks) * jn, jc = std::min(jn, S_ - j0);
+      const float* x = X + (n * C_ + g * Cg_) * S_in_;
+      float* y = Y + (n * M_ + g * Mg_) * S_ + j0;
+      Epilogue epi = epi_;
+      if (bias) {
+        epi.bias_kind = Epilogue::Bias::per_row;
+        epi.bias = bias + g * Mg_;
+      }
+      const float* b;
+      int64_t ldb;
+      if (pointwise_) {
+        b = x + j0;
+        ldb = S_;
+      } else {
+        float* col = tl_col.get(size_t(kdim_) * jc);
+        im2col(x, j0, jc, col);
+        b = col;
+        ldb = jc;
+      }
+      if (!packed_w_.empty())
+        sgemm(*packed_w_[g], false, Mg_, jc, kdim_, 1.f, b, ldb, 0.f, y, S_, epi);
+      else
+        sgemm(false, false, Mg_, jc, kdim_, 1.f, W + g * Mg_ * kdim_, kdim_, b, ldb, 0.f, y, S_,
+              epi);
+    };
+    if (items >= threads && threads > 1) {
+      parallel_for(items, 1, [&](int64_t b, int64_t e) {
+        for (int64_t it = b; it < e; ++it) item(it);
+      });
+    } else {
+      for (int64_t it = 0; it < items; ++it) item(it);  // each GEMM uses the threads
+    }
+  }
+
+ private:
+  // col[k][j - j0] = x[c][o * stride - pad + kk * dil] (0 outside), k = (c, kk...) and
+  // j = output position in [j0, j0 + jc). The last spatial dimension is done as a run.
+  void im2col(const float* x, int64_t j0, int64_t jc, float* col) const {
+    const int last = nd_ - 1;
+    const int64_t OL = out_[last], IL = in_[last], sL = stride_[last], dL = dil_[last],
+                  pL = pad_[last];
+    std::vector<int64_t> kk(nd_), oo(nd_);
+    for (int64_t k = 0; k < kdim_; ++k) {
+      int64_t r = k;
+      for (int d = nd_ - 1; d >= 0; --d) {
+        kk[d] = r % k_[d];
+        r /= k_[d];
+      }
+      const int64_t c = r;
+      const float* xc = x + c * S_in_;
+      float* dst = col + k * jc;
+      // Output positions [j0, j0 + jc) walked row by row of the last dimension.
+      int64_t j = j0;
+      while (j < j0 + jc) {
+        int64_t rem = j;
+        for (int d = nd_ - 1; d >= 0; --d) {
+          oo[d] = rem % out_[d];
+          rem /= out_[d];
+        }
+        const int64_t run = std::min(OL - oo[last], j0 + jc - j);
+        // Offset of the input row for the outer dimensions, or -1 when it is padding.
+        int64_t off = 0;
+        bool inside = true;
+        for (int d = 0; d < last; ++d) {
+          const int64_t i = oo[d] * stride_[d] - pad_[d] + kk[d] * dil_[d];
+          if (i < 0 || i >= in_[d]) {
+            inside = false;
+            break;
+          }
+          off = off * in_[d] + i;
+        }
+        float* o = dst + (j - j0);
+        if (!inside) {
+          std::memset(o, 0, sizeof(float) * run);
+        } else {
+          const float* xr = xc + off * IL;
+          const int64_t base = -pL + kk[last] * dL;  // input index = ow * sL + base
+          const int64_t ow0 = oo[last];
+          // Valid ow: 0 <= ow * sL + base < IL.
+          int64_t lo = base >= 0 ? 0 : ceil_div(-base, sL);
+          int64_t hi = base >= IL ? 0 : (IL - 1 - base) / sL + 1;
+          lo = std::clamp<int64_t>(lo - ow0, 0, run);
+          hi = std::clamp<int64_t>(hi - ow0, lo, run);
+          for (int64_t t = 0; t < lo; ++t) o[t] = 0.f;
+          if (sL == 1) {
+            std::memcpy(o + lo, xr + ow0 + lo + base, sizeof(float) * (hi - lo));
+          } else {
+            for (int64_t t = lo; t < hi; ++t) o[t] = xr[(ow0 + t) * sL + base];
+          }
+          for (int64_t t = hi; t < run; ++t) o[t] = 0.f;
+        }
+        j += run;
+      }
+    }
+  }
+
+  void run_depthwise(const float* X, const float* W, const float* bias, float* Y) const {
+    const int64_t IH = in_[0], IW = in_[1], OH = out_[0], OW = out_[1];
+    const int64_t KH = k_[0], KW = k_[1], sh = stride_[0], sw = stride_[1];
+    const int64_t dh = dil_[0], dw = dil_[1], ph = pad_[0], pw = pad_[1];
+    const int64_t planes = N_ * C_;
+    parallel_for(planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, S_ * ksize_)),
+                 [&](int64_t b, int64_t e) {
+      for (int64_t pl = b; pl < e; ++pl) {
+        const int64_t c = pl % C_;
+        const float* x = X + pl * S_in_;
+        const float* w = W + c * ksize_;
+        float* y = Y + pl * S_;
+        const float b0 = bias ? bias[c] : 0.f;
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          float* o = y + oh * OW;
+          for (int64_t ow = 0; ow < OW; ++ow) o[ow] = b0;
+          for (int64_t kh = 0; kh < KH; ++kh) {
+            const int64_t ih = oh * sh - ph + kh * dh;
+            if (ih < 0 || ih >= IH) continue;
+            const float* xr = x + ih * IW;
+            for (int64_t kw = 0; kw < KW; ++kw) {
+              const float wv = w[kh * KW + kw];
+              const int64_t base = -pw + kw * dw;
+              const int64_t lo = base >= 0 ? 0 : std::min(OW, ceil_div(-base, sw));
+              const int64_t hi = base >= IW ? 0 : std::min(OW, (IW - 1 - base) / sw + 1);
+              if (sw == 1) {
+                const float* xs = xr + base;
+                for (int64_t ow = lo; ow < hi; ++ow) o[ow] += wv * xs[ow];
+              } else {
+                for (int64_t ow = lo; ow < hi; ++ow) o[ow] += wv * xr[ow * sw + base];
+              }
+            }
+          }
+          apply_activation(o, OW, epi_.act, epi_.act_alpha, epi_.act_beta);
+        }
+      }
+    });
+  }
+
+  int nd_ = 0;
+  int64_t group_ = 1, N_ = 0, C_ = 0, M_ = 0, Cg_ = 0, Mg_ = 0;
+  Shape in_, out_, k_, stride_, dil_, pad_;
+  int64_t S_in_ = 0, S_ = 0, ksize_ = 0, kdim_ = 0;
+  bool has_bias_ = false, depthwise_ = false, pointwise_ = false;
+  Epilogue epi_;
+  std::vector<float> const_bias_, const_w_;
+  std::vector<std::unique_ptr<PackedA>> packed_w_;
+};
+
+}  // namespace
+
+FERRY_REGISTER_KERNEL("Conv", [](const KernelArgs& a) -> std::unique_ptr<Kernel> {
+  return std::make_unique<ConvKernel>(a);
+});
+
+}  // namespace ferry

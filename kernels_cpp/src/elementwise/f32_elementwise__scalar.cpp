@@ -1,0 +1,13 @@
+// The float32 elementwise loops for scalar (this file's compile flags pick the vector type).
+#include "f32_elementwise_impl.h"
+
+namespace ferry {
+namespace elementwise {
+
+const Table& table_scalar() {
+  static const Table t = make_table<simd::Vec>();
+  return t;
+}
+
+}  // namespace elementwise
+}  // namespace ferry

@@ -1,0 +1,405 @@
+// The GEMM driver: dispatch, packing, cache blocking, threading.
+//
+// Loop order (BLIS): K blocks of kc (the B micro-panel, kc x NR, stays in L1 while the A
+// micro-panels of an MC-row block stream from L2) -> MC-row blocks (A packed per block unless
+// pre-packed) -> NR-column panels -> MR-row panels -> micro-kernel. Threads split the N panels
+// when N >= M, else the M panels; B is packed once per call (or once per model with PackedB).
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+
+#include "ferry/cpu_features.h"
+#include "ferry/gemm.h"
+#include "ferry/kernel.h"
+#include "ferry/threadpool.h"
+#include "ukernel.h"
+
+namespace ferry {
+
+namespace {
+
+const gemm::Isa& active() {
+  static const gemm::Isa isa = [] {
+    gemm::Isa i{};
+    const Isa want = active_isa();
+    if (want == Isa::avx512 && gemm::avx512_isa(i)) return i;
+    if (want != Isa::scalar && gemm::avx2_isa(i)) return i;
+    gemm::scalar_isa(i);
+    return i;
+  }();
+  return isa;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+float* alloc_floats(size_t n) {
+  const size_t bytes = std::max<size_t>(64, (n * sizeof(float) + 63) / 64 * 64);
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw std::bad_alloc();
+  return static_cast<float*>(p);
+}
+
+// A grow-only buffer per thread, so that packing allocates nothing in steady state.
+class Scratch {
+ public:
+  ~Scratch() { std::free(p_); }
+  float* get(size_t n) {
+    if (n > cap_) {
+      std::free(p_);
+      p_ = nullptr;
+      cap_ = 0;
+      p_ = alloc_floats(n);
+      cap_ = n;
+    }
+    return p_;
+  }
+  // Large one-off buffers are not kept.
+  void trim(size_t keep) {
+    if (cap_ > keep) {
+      std::free(p_);
+      p_ = nullptr;
+      cap_ = 0;
+    }
+  }
+
+ private:
+  float* p_ = nullptr;
+  size_t cap_ = 0;
+};
+
+thread_local Scratch tl_apack;
+thread_local Scratch tl_bpack;   // a whole packed B, shared by the threads of one call
+thread_local Scratch tl_bblock;  // one thread's kc x nc block of B
+constexpr size_t kKeepBPack = size_t(16) << 20;  // floats
+
+// op(A)[i][k] with A stored row-major (trans: A is K x M).
+inline float a_at(const float* A, int64_t lda, bool trans, int64_t i, int64_t k) {
+  return trans ? A[k * lda + i] : A[i * lda + k];
+}
+
+// Packs rows [i0, i0 + rows) x cols [k0, k0 + kc) of op(A) into MR-row panels, zero-padded.
+void pack_a(const gemm::Isa& I, const float* A, int64_t lda, bool trans, int64_t i0,
+            int64_t rows, int64_t k0, int64_t kc, float* out) {
+  const int MR = I.mr;
+  for (int64_t q = 0; q < ceil_div(rows, MR); ++q) {
+    float* dst = out + q * kc * MR;
+    const int64_t r0 = q * MR, rn = std::min<int64_t>(MR, rows - r0);
+    if (!trans) {
+      for (int64_t r = 0; r < rn; ++r) {
+        const float* src = A + (i0 + r0 + r) * lda + k0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = A + (k0 + k) * lda + i0 + r0;
+        for (int64_t r = 0; r < rn; ++r) dst[k * MR + r] = src[r];
+      }
+    }
+    if (rn < MR)
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t r = rn; r < MR; ++r) dst[k * MR + r] = 0.f;
+  }
+}
+
+// Packs NR-column panel p of op(B) (K x N) for every K block into `out` (the whole packed B).
+void pack_b_panel(const gemm::Isa& I, const float* B, int64_t ldb, bool trans, int64_t K,
+                  int64_t N, int64_t p, float* out) {
+  const int NR = I.nr;
+  const int64_t npad = ceil_div(N, NR) * NR;
+  const int64_t j0 = p * NR, nn = std::min<int64_t>(NR, N - j0);
+  for (int64_t pc = 0; pc < K; pc += I.kc) {
+    const int64_t kc = std::min<int64_t>(I.kc, K - pc);
+    float* dst = out + pc * npad + p * kc * NR;
+    if (!trans) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = B + (pc + k) * ldb + j0;
+        float* d = dst + k * NR;
+        std::memcpy(d, src, nn * sizeof(float));
+        for (int64_t j = nn; j < NR; ++j) d[j] = 0.f;
+      }
+    } else {
+      for (int64_t j = 0; j < nn; ++j) {
+        const float* src = B + (j0 + j) * ldb + pc;
+        for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k];
+      }
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t j = nn; j < NR; ++j) dst[k * NR + j] = 0.f;
+    }
+  }
+}
+
+void pack_b_all(const gemm::Isa& I, const float* B, int64_t ldb, bool trans, int64_t K,
+                int64_t N, float* out) {
+  const int64_t panels = ceil_div(N, I.nr);
+  // Packing moves K*N floats: worth threads only when large.
+  parallel_for(panels, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, K * I.nr)),
+               [&](int64_t b, int64_t e) {
+                 for (int64_t p = b; p < e; ++p) pack_b_panel(I, B, ldb, trans, K, N, p, out);
+               });
+}
+
+// Packs panels [np0, np1) of op(B) rows [pc, pc + kc) into out (panel p at (p - np0) * kc * NR).
+// Row by row for a plain B, so that reads are contiguous.
+void pack_b_block(const gemm::Isa& I, const float* B, int64_t ldb, bool trans, int64_t pc,
+                  int64_t kc, int64_t N, int64_t np0, int64_t np1, float* out) {
+  const int NR = I.nr;
+  if (!trans) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = B + (pc + k) * ldb;
+      for (int64_t p = np0; p < np1; ++p) {
+        const int64_t j0 = p * NR, nn = std::min<int64_t>(NR, N - j0);
+        float* d = out + (p - np0) * kc * NR + k * NR;
+        std::memcpy(d, src + j0, nn * sizeof(float));
+        for (int64_t j = nn; j < NR; ++j) d[j] = 0.f;
+      }
+    }
+    return;
+  }
+  for (int64_t p = np0; p < np1; ++p) {
+    const int64_t j0 = p * NR, nn = std::min<int64_t>(NR, N - j0);
+    float* dst = out + (p - np0) * kc * NR;
+    for (int64_t j = 0; j < nn; ++j) {
+      const float* src = B + (j0 + j) * ldb + pc;
+      for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k];
+    }
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t j = nn; j < NR; ++j) dst[k * NR + j] = 0.f;
+  }
+}
+
+void pack_a_all(const gemm::Isa& I, const float* A, int64_t lda, bool trans, int64_t M,
+                int64_t K, float* out) {
+  const int64_t mpad = ceil_div(M, I.mr) * I.mr;
+  for (int64_t pc = 0; pc < K; pc += I.kc) {
+    const int64_t kc = std::min<int64_t>(I.kc, K - pc);
+    pack_a(I, A, lda, trans, 0, M, pc, kc, out + pc * mpad);
+  }
+}
+
+// B either packed whole (pack_b_all layout) or raw, then packed by each thread block by block.
+struct BSource {
+  const float* packed;
+  const float* b;
+  int64_t ldb;
+  bool trans;
+};
+
+struct ASource {
+  const float* a;      // raw op(A) source, or null when packed
+  int64_t lda;
+  bool trans;
+  const float* packed;  // whole packed A (pack_a_all layout), or null
+};
+
+bool in_kernel_clamp(const Epilogue& e, float& lo, float& hi) {
+  if (e.act == Activation::relu) {
+    lo = 0.f;
+    hi = std::numeric_limits<float>::infinity();
+    return true;
+  }
+  if (e.act == Activation::clip) {
+    lo = e.act_alpha;
+    hi = e.act_beta;
+    return true;
+  }
+  return false;
+}
+
+// C rows of panels [mp0, mp1) x columns of panels [np0, np1).
+void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, const ASource& A,
+             const BSource& B, float beta, float* C, int64_t ldc, const Epilogue& epi,
+             int64_t mp0, int64_t mp1, int64_t np0, int64_t np1) {
+  const int MR = I.mr, NR = I.nr;
+  const int64_t mpad = ceil_div(M, MR) * MR, npad = ceil_div(N, NR) * NR;
+  const int64_t mc_panels = std::max(1, I.mc / MR);
+  // A raw B is packed here, nc columns at a time, so the block is still in cache when used.
+  const int64_t nc_panels = B.packed ? std::max<int64_t>(1, np1 - np0)
+                                     : std::max(1, I.nc / NR);
+  float* abuf = A.packed ? nullptr : tl_apack.get(size_t(mc_panels) * MR * I.kc);
+  float* bbuf = B.packed ? nullptr : tl_bblock.get(size_t(nc_panels) * NR * I.kc);
+  float lo = 0.f, hi = 0.f;
+  const bool clamp = in_kernel_clamp(epi, lo, hi);
+  const bool post_act = epi.act != Activation::none && !clamp;
+  for (int64_t pc = 0; pc < K; pc += I.kc) {
+    const int64_t kc = std::min<int64_t>(I.kc, K - pc);
+    const bool last = pc + kc >= K;
+    gemm::TileStore st{alpha, pc == 0 ? beta : 1.f, 0, 0, nullptr, nullptr, last && clamp, lo,
+                       hi};
+    for (int64_t nb = np0; nb < np1; nb += nc_panels) {
+      const int64_t nb_end = std::min(np1, nb + nc_panels);
+      if (!B.packed) pack_b_block(I, B.b, B.ldb, B.trans, pc, kc, N, nb, nb_end, bbuf);
+      for (int64_t mp = mp0; mp < mp1; mp += mc_panels) {
+        const int64_t mp_end = std::min(mp1, mp + mc_panels);
+        const float* ablock;
+        if (A.packed) {
+          ablock = A.packed + pc * mpad + mp * kc * MR;
+        } else {
+          pack_a(I, A.a, A.lda, A.trans, mp * MR, std::min<int64_t>(M, mp_end * MR) - mp * MR,
+                 pc, kc, abuf);
+          ablock = abuf;
+        }
+        for (int64_t np = nb; np < nb_end; ++np) {
+          const float* bpanel =
+              B.packed ? B.packed + pc * npad + np * kc * NR : bbuf + (np - nb) * kc * NR;
+          const int64_t j0 = np * NR;
+          st.nr = static_cast<int>(std::min<int64_t>(NR, N - j0));
+          st.col_bias =
+              last && epi.bias_kind == Epilogue::Bias::per_col ? epi.bias + j0 : nullptr;
+          for (int64_t q = mp; q < mp_end; ++q) {
+            const int64_t i0 = q * MR;
+            st.mr = static_cast<int>(std::min<int64_t>(MR, M - i0));
+            st.row_bias =
+                last && epi.bias_kind == Epilogue::Bias::per_row ? epi.bias + i0 : nullptr;
+            float* c = C + i0 * ldc + j0;
+            I.ukernel(kc, ablock + (q - mp) * kc * MR, bpanel, c, ldc, st);
+            if (last && post_act)
+              for (int r = 0; r < st.mr; ++r)
+                apply_activation(c + r * ldc, st.nr, epi.act, epi.act_alpha, epi.act_beta);
+          }
+        }
+      }
+    }
+  }
+}
+
+// K == 0: C = beta * C + bias, then the activation.
+void degenerate(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const Epilogue& epi) {
+  for (int64_t i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    for (int64_t j = 0; j < N; ++j) {
+      float x = beta == 0.f ? 0.f : beta * c[j];
+      if (epi.bias_kind == Epilogue::Bias::per_row) x += epi.bias[i];
+      if (epi.bias_kind == Epilogue::Bias::per_col) x += epi.bias[j];
+      c[j] = x;
+    }
+    apply_activation(c, N, epi.act, epi.act_alpha, epi.act_beta);
+  }
+}
+
+int threads_for(int64_t M, int64_t N, int64_t K) {
+  const double macs = double(M) * double(N) * double(K);
+  const int64_t by_work = static_cast<int64_t>(macs / 65536.0);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), by_work)));
+}
+
+void run(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, const ASource& A,
+         BSource B, float beta, float* C, int64_t ldc, const Epilogue& epi) {
+  const int64_t mpan = ceil_div(M, I.mr), npan = ceil_div(N, I.nr);
+  const int T = threads_for(M, N, K);
+  if (T <= 1) {
+    compute(I, M, N, K, alpha, A, B, beta, C, ldc, epi, 0, mpan, 0, npan);
+    return;
+  }
+  const bool split_n = N >= M;
+  if (!split_n && !B.packed) {
+    // Every thread needs all of B: pack it once, together.
+    float* bp = tl_bpack.get(size_t(K) * npan * I.nr);
+    pack_b_all(I, B.b, B.ldb, B.trans, K, N, bp);
+    B.packed = bp;
+  }
+  const int64_t parts = std::min<int64_t>(T, split_n ? npan : mpan);
+  parallel_for(parts, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      if (split_n)
+        compute(I, M, N, K, alpha, A, B, beta, C, ldc, epi, 0, mpan, npan * t / parts,
+                npan * (t + 1) / parts);
+      else
+        compute(I, M, N, K, alpha, A, B, beta, C, ldc, epi, mpan * t / parts,
+                mpan * (t + 1) / parts, 0, npan);
+    }
+  });
+  tl_bpack.trim(kKeepBPack);
+}
+
+}  // namespace
+
+// ---- activations -------------------------------------------------------------------------
+
+Activation activation_from_name(const std::string& name) {
+  if (name.empty() || name == "none") return Activation::none;
+  if (name == "relu") return Activation::relu;
+  if (name == "clip") return Activation::clip;
+  if (name == "leaky_relu") return Activation::leaky_relu;
+  if (name == "sigmoid") return Activation::sigmoid;
+  if (name == "tanh") return Activation::tanh;
+  if (name == "hard_sigmoid") return Activation::hard_sigmoid;
+  throw KernelArgError("unknown activation '" + name + "'");
+}
+
+void apply_activation(float* x, int64_t n, Activation act, float a, float b) {
+  switch (act) {
+    case Activation::none: return;
+    case Activation::relu:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] < 0.f ? 0.f : x[i];
+      return;
+    case Activation::clip:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] < a ? a : (x[i] > b ? b : x[i]);
+      return;
+    case Activation::leaky_relu:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] < 0.f ? a * x[i] : x[i];
+      return;
+    case Activation::sigmoid:
+      for (int64_t i = 0; i < n; ++i) x[i] = 1.f / (1.f + std::exp(-x[i]));
+      return;
+    case Activation::tanh:
+      for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
+      return;
+    case Activation::hard_sigmoid:
+      for (int64_t i = 0; i < n; ++i) x[i] = std::max(0.f, std::min(1.f, a * x[i] + b));
+      return;
+  }
+}
+
+// ---- public API ----------------------------------------------------------------------------
+
+GemmGeometry gemm_geometry() {
+  const gemm::Isa& I = active();
+  return GemmGeometry{I.mr, I.nr, I.kc, I.mc, I.name};
+}
+
+PackedB::PackedB(bool transB, int64_t K, int64_t N, const float* B, int64_t ldb)
+    : K_(K), N_(N), data_(nullptr, std::free) {
+  const gemm::Isa& I = active();
+  data_.reset(alloc_floats(size_t(std::max<int64_t>(K, 1)) * ceil_div(N, I.nr) * I.nr));
+  if (K > 0 && N > 0) pack_b_all(I, B, ldb, transB, K, N, data_.get());
+}
+
+PackedA::PackedA(bool transA, int64_t M, int64_t K, const float* A, int64_t lda)
+    : M_(M), K_(K), data_(nullptr, std::free) {
+  const gemm::Isa& I = active();
+  data_.reset(alloc_floats(size_t(std::max<int64_t>(K, 1)) * ceil_div(M, I.mr) * I.mr));
+  if (K > 0 && M > 0) pack_a_all(I, A, lda, transA, M, K, data_.get());
+}
+
+void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+           int64_t ldc, const Epilogue& epi) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return degenerate(M, N, beta, C, ldc, epi);
+  run(active(), M, N, K, alpha, ASource{A, lda, transA, nullptr},
+      BSource{nullptr, B, ldb, transB}, beta, C, ldc, epi);
+}
+
+void sgemm(bool transA, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const PackedB& B, float beta, float* C, int64_t ldc,
+           const Epilogue& epi) {
+  if (B.K() != K || B.N() != N) throw std::invalid_argument("sgemm: PackedB has another shape");
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return degenerate(M, N, beta, C, ldc, epi);
+  run(active(), M, N, K, alpha, ASource{A, lda, transA, nullptr},
+      BSource{B.data(), nullptr, 0, false}, beta, C, ldc, epi);
+}
+
+void sgemm(const PackedA& A, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const Epilogue& epi) {
+  if (A.M() != M || A.K() != K) throw std::invalid_argument("sgemm: PackedA has another shape");
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return degenerate(M, N, beta, C, ldc, epi);
+  run(active(), M, N, K, alpha, ASource{nullptr, 0, false, A.data()},
+      BSource{nullptr, B, ldb, transB}, beta, C, ldc, epi);
+}
+
+}  // namespace ferry

@@ -1,0 +1,36 @@
+// Internal interface between the GEMM driver and the per-ISA micro-kernels.
+#pragma once
+#include <cstdint>
+
+namespace ferry {
+namespace gemm {
+
+// What the micro-kernel does when it stores its MR x NR tile (only mr x nr of it is real):
+//   C = alpha * acc + beta * C (C not read when beta == 0) + row_bias[i] + col_bias[j],
+//   then clamped to [lo, hi] when clamp is set.
+struct TileStore {
+  float alpha, beta;
+  int mr, nr;
+  const float* row_bias;  // mr values or null
+  const float* col_bias;  // nr values or null
+  bool clamp;
+  float lo, hi;
+};
+
+// a: kc x MR packed (a[k * MR + i]); b: kc x NR packed (b[k * NR + j]); c: the tile, ldc apart.
+using Ukernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                         const TileStore& st);
+
+struct Isa {
+  int mr, nr, kc, mc, nc;  // tile, K block, rows and columns per cache block
+  Ukernel ukernel;
+  const char* name;
+};
+
+// Each returns false/leaves `out` untouched when compiled without its ISA.
+bool scalar_isa(Isa& out);
+bool avx2_isa(Isa& out);
+bool avx512_isa(Isa& out);
+
+}  // namespace gemm
+}  // namespace ferry

@@ -1,0 +1,13 @@
+// The float32 normalization loops for avx512 (this file's compile flags pick the vector type).
+#include "f32_normalization_impl.h"
+
+namespace ferry {
+namespace normalization {
+
+const Table& table_avx512() {
+  static const Table t{moments, affine, layer_row, lrn};
+  return t;
+}
+
+}  // namespace normalization
+}  // namespace ferry

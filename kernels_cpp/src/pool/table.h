@@ -1,0 +1,41 @@
+// Per-ISA plane functions of the float32 pooling kernels (see f32_pool_impl.h); pool.cpp picks
+// the active ISA's table when a kernel is made and runs planes in parallel.
+#pragma once
+#include <cstdint>
+
+#include "ferry/cpu_features.h"
+
+namespace ferry {
+namespace pool {
+
+// One (n, c) plane of a 2-D pool; a 1-D pool is a 2-D one with H = KH = 1.
+struct Geometry {
+  int64_t H, W, OH, OW;
+  int64_t KH, KW, SH, SW, DH, DW;
+  int64_t PT, PL;  // begin padding (the end padding only shapes the counts and OH/OW)
+};
+
+// MaxPool of one plane. With `ind`, also the flat input index of each maximum (the first in
+// window order): base + ih * W + iw, or base + iw * H + ih when `col_major`.
+using MaxPlaneFn = void (*)(const float* x, float* y, int64_t* ind, int64_t base,
+                            bool col_major, const Geometry& g);
+// AveragePool of one plane: window sums divided by count_h[oh] * count_w[ow] (0 when 0).
+using AvgPlaneFn = void (*)(const float* x, float* y, const float* count_h,
+                            const float* count_w, const Geometry& g);
+// Global pools: the sum / the maximum of n values.
+using ReduceFn = float (*)(const float* x, int64_t n);
+
+struct Table {
+  MaxPlaneFn max_plane;
+  AvgPlaneFn avg_plane;
+  ReduceFn sum;
+  ReduceFn max;
+};
+
+const Table& table_scalar();
+const Table& table_avx2();
+const Table& table_avx512();
+const Table& table_for(Isa isa);  // pool.cpp
+
+}  // namespace pool
+}  // namespace ferry

@@ -38,6 +38,7 @@ def ort_run(model: onnx.ModelProto, feeds: dict, outputs=None):
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
+    so.log_severity_level = 3
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     return sess.run(outputs, feeds)
 

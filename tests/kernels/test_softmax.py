@@ -20,8 +20,11 @@ def run_all_cases() -> None:
     for shape, axis in CASES:
         x = (rng.standard_normal(shape) * 5).astype(np.float32)
         for op in ("Softmax", "LogSoftmax"):
+            # onnxruntime's own LogSoftmax is off by up to ~7e-6 absolute on long rows (ferry
+            # is closer to float64, which tests/providers/cpu/test_softmax_ops.py checks).
+            atol = 2e-5 if op == "LogSoftmax" else 1e-6
             for version in (11, 13):
-                check_native(op, version, {"x": x}, {"axis": axis}, rtol=1e-5, atol=1e-6)
+                check_native(op, version, {"x": x}, {"axis": axis}, rtol=1e-5, atol=atol)
     # Infinite maxima make their rows NaN; -inf entries vanish.
     x = np.array([[-np.inf, -np.inf, 0], [0, -np.inf, 1], [np.inf, 1, 0]], np.float32)
     for op in ("Softmax", "LogSoftmax"):

@@ -2,7 +2,8 @@
 pytorch-operator, simple) run by ferry and by onnxruntime on the same inputs.
 
 Inputs come from each model's test_data_set_0 when present, else are generated from the
-declared input types with a fixed seed. A model is skipped only with a stated reason.
+declared input types with a fixed seed. Models onnxruntime no longer loads (opsets < 7) are
+compared with the outputs shipped beside them. A model is skipped only with a stated reason.
 """
 
 from __future__ import annotations
@@ -82,6 +83,16 @@ def _inputs(model: onnx.ModelProto, data_dir: str | None) -> dict:
     return feeds
 
 
+def _shipped_outputs(model: onnx.ModelProto, data_dir: str | None):
+    if not data_dir:
+        return None
+    files = sorted(glob.glob(os.path.join(data_dir, "output_*.pb")),
+                   key=lambda p: int(p.rsplit("_", 1)[1].split(".")[0]))
+    if len(files) != len(model.graph.output):
+        return None
+    return [_load_pb(f, vi.type) for vi, f in zip(model.graph.output, files)]
+
+
 def _compare(ours, theirs, name: str):
     if isinstance(theirs, list):
         assert isinstance(ours, list) and len(ours) == len(theirs), name
@@ -110,11 +121,17 @@ def test_matches_onnxruntime(key, path, data_dir):
     feeds = _inputs(model, data_dir)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
+    so.log_severity_level = 3
     try:
         ref_sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         expected = ref_sess.run(None, feeds)
-    except Exception as exc:  # the oracle cannot run it: say so, do not pretend
-        pytest.skip(f"onnxruntime cannot run this model: {str(exc).splitlines()[0][:200]}")
+    except Exception as exc:
+        # onnxruntime 1.2x+ dropped opsets < 7: compare with the outputs shipped beside the
+        # model (computed by the framework that exported it) instead.
+        expected = _shipped_outputs(model, data_dir)
+        if expected is None:
+            pytest.skip("onnxruntime cannot run this model and no outputs ship with it: "
+                        f"{str(exc).splitlines()[0][:160]}")
     sess = InferenceSession(path, providers=["cpu"])
     got = sess.run(None, feeds)
     assert len(got) == len(expected)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
+import onnx.defs
 import onnx.inliner
 from google.protobuf.message import DecodeError
 from onnx import TensorProto
@@ -22,8 +23,8 @@ from runtime.errors import InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuc
 
 # Opset versions this runtime knows, per domain: newer ones are refused with a clear error
 # rather than run with guessed semantics.
-MAX_KNOWN_OPSET = {"": 23, "ai.onnx.ml": 5, "ai.onnx.preview.training": 1, "com.microsoft": 1,
-                   "ferry": 1}
+MAX_KNOWN_OPSET = {"": onnx.defs.onnx_opset_version(), "ai.onnx.ml": 5,
+                   "ai.onnx.preview.training": 1, "com.microsoft": 1, "ferry": 1}
 
 
 # Checker complaints about models onnxruntime runs without trouble: accepted with a warning.

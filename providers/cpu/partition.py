@@ -382,7 +382,8 @@ class _Program:
         names = [node.inputs[p] if p is not None and p < len(node.inputs) else ""
                  for p in positions]
         constants = {j: kins[j] for j in call.constant_inputs
-                     if positions[j] is not None and positions[j] < len(is_const)
+                     if j < len(positions) and kins[j] is not None
+                     and positions[j] is not None and positions[j] < len(is_const)
                      and is_const[positions[j]]}
         for shape, dt in zip(call.output_shapes, call.output_dtypes):
             self.part._check_size(node, shape, dt)

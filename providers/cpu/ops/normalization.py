@@ -162,8 +162,11 @@ def group_norm_21(x, scale, b, *, epsilon=1e-5, num_groups=None, stash_type=1):
 # LayerNormalization
 
 
-def _stat_dtype(dtype: np.dtype) -> np.dtype:
-    return np.dtype(np.float64) if dtype == np.float64 else _F32
+def _stat_dtype(stash_type: int) -> np.dtype:
+    """Mean/InvStdDev's type: the stash type (1 = float32), as onnxruntime."""
+    from onnx import helper
+
+    return np.dtype(helper.tensor_dtype_to_np_dtype(int(stash_type)))
 
 
 def _ln_native(ins, attrs):
@@ -172,6 +175,8 @@ def _ln_native(ins, attrs):
     if x is None or x.dtype != _F32 or scale is None or scale.dtype != _F32:
         return None
     if b is not None and b.dtype != _F32:
+        return None
+    if int(attrs.get("stash_type", 1)) != 1:
         return None
     axis = int(attrs["axis"])
     if axis < 0:
@@ -205,7 +210,7 @@ def layer_norm(x, scale, b=None, *, axis=-1, epsilon=1e-5, stash_type=1):
     y = (xf - mean) * inv_std * np.asarray(scale, np.float64)
     if b is not None:
         y = y + np.asarray(b, np.float64)
-    sd = _stat_dtype(x.dtype)
+    sd = _stat_dtype(stash_type)
     return y.astype(x.dtype), mean.astype(sd), inv_std.astype(sd)
 
 

@@ -1,0 +1,112 @@
+"""Cast and CastLike: every numeric type numpy and ml_dtypes hold, strings, saturation.
+
+Float -> float8 with ``saturate=1`` (the default) follows the spec's table through
+``onnx.numpy_helper.saturate_cast``: out-of-range values become the largest finite value
+(infinities too, except E5M2 which keeps them); with ``saturate=0`` they become NaN/Inf.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from providers.cpu.opset import register
+from runtime.ir import onnx_dtype_to_numpy
+
+_FLOAT8 = {TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E4M3FNUZ, TensorProto.FLOAT8E5M2,
+           TensorProto.FLOAT8E5M2FNUZ}
+_INT4 = {TensorProto.INT4: (-8, 7), TensorProto.UINT4: (0, 15)}
+for _name, _rng in (("INT2", (-2, 1)), ("UINT2", (0, 3))):
+    if hasattr(TensorProto, _name):
+        _INT4[getattr(TensorProto, _name)] = _rng
+
+
+def _elem_type(to) -> int:
+    """``to`` as a TensorProto code (opset 1 spelled it as a string such as "FLOAT")."""
+    if isinstance(to, str):
+        try:
+            return int(getattr(TensorProto, to.upper()))
+        except AttributeError:
+            raise ValueError(f"Cast: unknown type name '{to}'") from None
+    return int(to)
+
+
+def _to_string(x: np.ndarray) -> np.ndarray:
+    if x.dtype == object:
+        return x.copy()
+    if x.dtype.kind == "f" or x.dtype.type.__module__ == "ml_dtypes":
+        flat = []
+        for v in x.astype(np.float32).ravel():
+            if np.isnan(v):
+                flat.append("NaN")
+            elif np.isinf(v):
+                flat.append("INF" if v > 0 else "-INF")
+            else:
+                f = np.float32(v)
+                plain = v == 0 or 1e-4 <= abs(v) < 1e16
+                flat.append(np.format_float_positional(f, trim="-") if plain
+                            else np.format_float_scientific(f, trim="-"))
+        return np.array(flat, dtype=object).reshape(x.shape)
+    if x.dtype == np.bool_:
+        return np.array(["1" if v else "0" for v in x.ravel()], dtype=object).reshape(x.shape)
+    return np.array([str(v) for v in x.ravel()], dtype=object).reshape(x.shape)
+
+
+def _from_string(x: np.ndarray, target: np.dtype) -> np.ndarray:
+    def parse(s) -> float:
+        t = str(s).strip()
+        low = t.lower().lstrip("+")
+        if low in ("inf", "infinity"):
+            return np.inf
+        if low in ("-inf", "-infinity"):
+            return -np.inf
+        if low == "nan":
+            return np.nan
+        return float(t)
+
+    if target.kind in "iu":
+        vals = [int(str(s).strip()) if str(s).strip().lstrip("+-").isdigit() else int(parse(s))
+                for s in x.ravel()]
+        return np.array(vals, dtype=target).reshape(x.shape)
+    if target == np.bool_:
+        return np.array([parse(s) != 0 for s in x.ravel()], dtype=np.bool_).reshape(x.shape)
+    return np.array([parse(s) for s in x.ravel()], dtype=np.float64).astype(target).reshape(
+        x.shape)
+
+
+def cast_array(x: np.ndarray, to: int, saturate: int = 1) -> np.ndarray:
+    """Convert ``x`` to ONNX element type ``to`` with Cast's semantics."""
+    x = np.asarray(x)
+    to = _elem_type(to)
+    if to == TensorProto.STRING:
+        return _to_string(x)
+    target = onnx_dtype_to_numpy(to)
+    if x.dtype == object or x.dtype.kind in "US":
+        return _from_string(x, target)
+    if to in _FLOAT8:
+        src = x.astype(np.float32) if x.dtype.kind not in "f" else x
+        if saturate:
+            return numpy_helper.saturate_cast(src.astype(np.float32), target)
+        return src.astype(np.float32).astype(target)
+    if to in _INT4:
+        lo, hi = _INT4[to]
+        src = x.astype(np.float32) if x.dtype.type.__module__ == "ml_dtypes" else x
+        if src.dtype.kind == "f":
+            src = np.trunc(np.nan_to_num(src, nan=0.0))
+        return np.clip(src, lo, hi).astype(np.int64).astype(target)
+    if x.dtype.type.__module__ == "ml_dtypes" and target.kind in "iub":
+        x = x.astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return x.astype(target)
+
+
+@register("Cast", since=1)
+def cast(x, *, to=TensorProto.FLOAT, saturate=1, round_mode="up"):
+    return cast_array(x, to, saturate)
+
+
+@register("CastLike", since=15)
+def cast_like(x, target_type, *, saturate=1, round_mode="up"):
+    return cast_array(x, helper.np_dtype_to_tensor_dtype(np.asarray(target_type).dtype)
+                      if np.asarray(target_type).dtype != object else TensorProto.STRING,
+                      saturate)

@@ -69,6 +69,19 @@ def _compare(got, want, rtol, atol, what):
         np.testing.assert_array_equal(got, want, err_msg=what)
 
 
+def _value(v):
+    """Case data may hold TensorProtos (types numpy lacks are packed there)."""
+    import onnx
+
+    from runtime.ir import tensor_to_numpy
+
+    if isinstance(v, onnx.TensorProto):
+        return tensor_to_numpy(v)
+    if isinstance(v, list):
+        return [_value(x) for x in v]
+    return v
+
+
 def run_case(case) -> None:
     """Raise on any mismatch; return quietly when the case passes."""
     model = case.model
@@ -77,6 +90,8 @@ def run_case(case) -> None:
     output_names = [o.name for o in model.graph.output]
     sess = InferenceSession(model.SerializeToString(), providers=["cpu"])
     for inputs, outputs in case.data_sets:
+        inputs = [_value(v) for v in inputs]
+        outputs = [_value(v) for v in outputs]
         feeds = dict(zip(input_names, inputs))
         with np.errstate(all="ignore"):
             got = sess.run(output_names, feeds)

@@ -193,7 +193,8 @@ def dropout_1(data, *, ratio=0.5, is_test=0):
 
 @register("Dropout", since=10, native=_dropout_native)
 def dropout_10(data, *, ratio=0.5):
-    """Inference: the input unchanged and an all-true boolean mask."""
+    """Inference: the input unchanged and an all-true boolean mask (every element kept; the
+    onnx reference agrees, onnxruntime returns all false for opset 10-11)."""
     data = np.asarray(data)
     return data.copy(), np.ones(data.shape, np.bool_)
 
@@ -210,12 +211,11 @@ def dropout_12(data, ratio=None, training_mode=None, *, seed=None, _ctx=None):
     if not 0 <= r < 1:
         raise ValueError(f"Dropout: ratio must be in [0, 1), got {r}")
     if seed is not None:
-        rng = np.random.default_rng(int(seed))
-    elif _ctx is not None and _ctx.rng is not None:
-        rng = _ctx.rng
+        # The legacy MT19937 stream of the seed, as the onnx reference and its test cases.
+        mask = np.random.RandomState(int(seed)).uniform(0.0, 1.0, data.shape) >= r
     else:
-        rng = np.random.default_rng()
-    mask = rng.random(data.shape) >= r
+        rng = _ctx.rng if _ctx is not None and _ctx.rng is not None else np.random.default_rng()
+        mask = rng.random(data.shape) >= r
     scale = np.asarray(1.0 / (1.0 - r), dtype=np.float64)
     out = (data.astype(np.float64) * mask * scale).astype(data.dtype)
     return out, mask

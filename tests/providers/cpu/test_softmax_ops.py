@@ -43,12 +43,15 @@ def test_axes(op, version, shape):
         x[..., 0] = x.max()  # ties: the first maximum wins
     for axis in range(-len(shape), len(shape)):
         both(op, version, {"x": x}, axis=axis, atol=1e-5)
-    both(op, version, {"x": x}, atol=1e-5)  # the default axis
+    if version >= 13 or len(shape) >= 2:  # the default axis (1 before opset 13)
+        both(op, version, {"x": x}, atol=1e-5)
 
 
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax", "Hardmax"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float16])
 def test_types(op, dtype):
+    if op == "Hardmax" and dtype == np.float64:
+        pytest.skip("onnxruntime has no float64 Hardmax")
     x = rng.standard_normal((3, 4, 5)).astype(dtype)
     tol = 2e-3 if dtype == np.float16 else 1e-7
     both(op, 13, {"x": x}, axis=1, rtol=tol, atol=tol)

@@ -23,8 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from providers.cpu import native, opset  # noqa: E402
-from tests.providers.cpu.node_case_runner import ort_run, single_node_model  # noqa: E402
+from providers.cpu import native, opset
+from tests.providers.cpu.node_case_runner import ort_run, single_node_model
 
 
 def ort_outputs(op: str, version: int, inputs: dict, outputs=("y",), **attrs) -> list:

@@ -14,24 +14,24 @@ fk = pytest.importorskip("ferry_kernels")
 SHAPES_2D = [(1, 1, 1, 1), (1, 3, 17, 13), (2, 5, 8, 9), (1, 2, 31, 33), (1, 64, 28, 28)]
 
 CONFIGS_2D = [
-    dict(kernel_shape=[1, 1]),
-    dict(kernel_shape=[3, 3]),
-    dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
-    dict(kernel_shape=[2, 2], strides=[2, 2]),
-    dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
-    dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
-    dict(kernel_shape=[3, 2], dilations=[2, 3], pads=[2, 1, 1, 0]),
-    dict(kernel_shape=[5, 5], auto_pad="SAME_UPPER", strides=[3, 3]),
-    dict(kernel_shape=[4, 4], auto_pad="SAME_LOWER", strides=[2, 2]),
-    dict(kernel_shape=[3, 3], auto_pad="VALID", strides=[2, 1]),
-    dict(kernel_shape=[7, 7], pads=[3, 3, 3, 3]),
-    dict(kernel_shape=[2, 5], strides=[1, 3], pads=[0, 2, 1, 2]),
+    {"kernel_shape": [1, 1]},
+    {"kernel_shape": [3, 3]},
+    {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
+    {"kernel_shape": [2, 2], "strides": [2, 2]},
+    {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1},
+    {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1},
+    {"kernel_shape": [3, 2], "dilations": [2, 3], "pads": [2, 1, 1, 0]},
+    {"kernel_shape": [5, 5], "auto_pad": "SAME_UPPER", "strides": [3, 3]},
+    {"kernel_shape": [4, 4], "auto_pad": "SAME_LOWER", "strides": [2, 2]},
+    {"kernel_shape": [3, 3], "auto_pad": "VALID", "strides": [2, 1]},
+    {"kernel_shape": [7, 7], "pads": [3, 3, 3, 3]},
+    {"kernel_shape": [2, 5], "strides": [1, 3], "pads": [0, 2, 1, 2]},
 ]
 
 CONFIGS_1D = [
-    dict(kernel_shape=[3], strides=[2], pads=[1, 1]),
-    dict(kernel_shape=[4], dilations=[2], ceil_mode=1, strides=[3]),
-    dict(kernel_shape=[2], auto_pad="SAME_UPPER"),
+    {"kernel_shape": [3], "strides": [2], "pads": [1, 1]},
+    {"kernel_shape": [4], "dilations": [2], "ceil_mode": 1, "strides": [3]},
+    {"kernel_shape": [2], "auto_pad": "SAME_UPPER"},
 ]
 
 
@@ -60,7 +60,7 @@ def run_all_cases() -> None:
         for op in ("GlobalAveragePool", "GlobalMaxPool"):
             check_native(op, 22, {"x": x}, rtol=1e-5, atol=1e-6)
     x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
-    check_native("MaxPool", 12, {"x": x}, dict(kernel_shape=[2, 3], storage_order=1),
+    check_native("MaxPool", 12, {"x": x}, {"kernel_shape": [2, 3], "storage_order": 1},
                  outputs=("y", "i"), rtol=0, atol=0)
     for shape in [(1, 1, 1), (2, 3, 17), (1, 4, 100)]:
         x = rng.standard_normal(shape).astype(np.float32)

@@ -29,11 +29,19 @@ template <> struct Traits<float> {
   using I = int32_t;
   using M = bool;
   static constexpr int width = 1;
+  static constexpr bool fma = false;  // fmadd() rounds twice
 };
 
 inline float set1(float, float v) { return v; }
 inline float load(float, const float* p) { return *p; }
 inline void store(float* p, float v) { *p = v; }
+// The even elements p[0], p[2], ... of 2 * width floats (stride-2 windows). load_even_raw
+// may return them in a fixed lane order of the ISA's choosing, which fix_even restores:
+// lane-wise arithmetic between raw loads commutes with it, so a sum or max of many raw
+// loads needs one fix.
+inline float load_even(float, const float* p) { return *p; }
+inline float load_even_raw(float, const float* p) { return *p; }
+inline float fix_even(float v) { return v; }
 inline float fmadd(float a, float b, float c) { return a * b + c; }
 inline float vmax(float a, float b) { return a > b ? a : b; }
 inline float vmin(float a, float b) { return a < b ? a : b; }
@@ -84,6 +92,7 @@ template <> struct Traits<F8> {
   using I = I8;
   using M = F8;  // comparison results as all-ones lanes
   static constexpr int width = 8;
+  static constexpr bool fma = true;
 };
 inline F8 operator+(F8 a, F8 b) { return {_mm256_add_ps(a.v, b.v)}; }
 inline F8 operator-(F8 a, F8 b) { return {_mm256_sub_ps(a.v, b.v)}; }
@@ -93,6 +102,18 @@ inline F8 operator-(F8 a) { return {_mm256_xor_ps(a.v, _mm256_set1_ps(-0.0f))}; 
 inline F8 set1(F8, float v) { return {_mm256_set1_ps(v)}; }
 inline F8 load(const F8&, const float* p) { return {_mm256_loadu_ps(p)}; }
 inline void store(float* p, F8 v) { _mm256_storeu_ps(p, v.v); }
+inline F8 load_even(const F8&, const float* p) {
+  const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+  // [a0 a2 b0 b2 | a4 a6 b4 b6] -> 64-bit lanes (0, 2, 1, 3) -> [a0 a2 a4 a6 b0 b2 b4 b6]
+  const __m256 e = _mm256_shuffle_ps(a, b, 0x88);
+  return {_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8))};
+}
+inline F8 load_even_raw(const F8&, const float* p) {  // [a0 a2 b0 b2 | a4 a6 b4 b6]
+  return {_mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), 0x88)};
+}
+inline F8 fix_even(F8 v) {
+  return {_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v.v), 0xd8))};
+}
 inline F8 fmadd(F8 a, F8 b, F8 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
 inline F8 vmax(F8 a, F8 b) { return {_mm256_max_ps(a.v, b.v)}; }
 inline F8 vmin(F8 a, F8 b) { return {_mm256_min_ps(a.v, b.v)}; }
@@ -158,6 +179,7 @@ template <> struct Traits<F16> {
   using I = I16;
   using M = M16;
   static constexpr int width = 16;
+  static constexpr bool fma = true;
 };
 inline F16 operator+(F16 a, F16 b) { return {_mm512_add_ps(a.v, b.v)}; }
 inline F16 operator-(F16 a, F16 b) { return {_mm512_sub_ps(a.v, b.v)}; }
@@ -170,6 +192,13 @@ inline F16 operator-(F16 a) {
 inline F16 set1(F16, float v) { return {_mm512_set1_ps(v)}; }
 inline F16 load(const F16&, const float* p) { return {_mm512_loadu_ps(p)}; }
 inline void store(float* p, F16 v) { _mm512_storeu_ps(p, v.v); }
+inline F16 load_even(const F16&, const float* p) {
+  const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28,
+                                        30);
+  return {_mm512_permutex2var_ps(_mm512_loadu_ps(p), idx, _mm512_loadu_ps(p + 16))};
+}
+inline F16 load_even_raw(const F16& v, const float* p) { return load_even(v, p); }
+inline F16 fix_even(F16 v) { return v; }
 inline F16 fmadd(F16 a, F16 b, F16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
 inline F16 vmax(F16 a, F16 b) { return {_mm512_max_ps(a.v, b.v)}; }
 inline F16 vmin(F16 a, F16 b) { return {_mm512_min_ps(a.v, b.v)}; }
@@ -224,6 +253,8 @@ using Vec = float;
 template <class V> inline V C(float v) { return set1(V{}, v); }
 template <class V> inline typename Traits<V>::I CI(int32_t v) { return iset1(V{}, v); }
 template <class V> inline V L(const float* p) { return load(V{}, p); }
+template <class V> inline V LE(const float* p) { return load_even(V{}, p); }
+template <class V> inline V LER(const float* p) { return load_even_raw(V{}, p); }
 template <class V> constexpr int W() { return Traits<V>::width; }
 
 }  // namespace

@@ -1,6 +1,6 @@
-// Pooling loops, instantiated by each ISA file with its own flags. The window loops are plain
-// C++ that the compiler vectorizes along the output row (stride-1 rows are contiguous); the
-// global reductions use simd.h vectors with several accumulators.
+// Pooling loops over the simd.h vector type, instantiated by each ISA file with its own
+// flags: window pools vectorized along the output row, global reductions with several vector
+// accumulators.
 #pragma once
 #include "ferry/simd.h"
 #include "table.h"
@@ -11,86 +11,209 @@ namespace {
 
 using namespace ::ferry::simd;
 
-// The output columns [lo, hi) whose tap at input offset `off` (iw = ow * sw + off) is inside
-// [0, w).
-inline void tap_range(int64_t off, int64_t sw, int64_t w, int64_t ow_n, int64_t& lo,
-                      int64_t& hi) {
-  lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-  const int64_t last = w - 1 - off;  // ow * sw <= last
-  hi = last < 0 ? 0 : last / sw + 1;
-  if (hi > ow_n) hi = ow_n;
-  if (lo > hi) lo = hi;
+// One output of a window pool, every tap checked against the input's bounds (borders).
+template <bool Max> inline float pool_one(const float* x, const Geometry& g, int64_t oh,
+                                          int64_t ow) {
+  float acc = Max ? -__builtin_inff() : 0.0f;
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
+    if (ih < 0 || ih >= g.H) continue;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t iw = ow * g.SW - g.PL + kw * g.DW;
+      if (iw < 0 || iw >= g.W) continue;
+      const float v = x[ih * g.W + iw];
+      acc = Max ? vmax(acc, v) : acc + v;  // vmax: the vector path's NaN rule
+    }
+  }
+  return acc;
+}
+
+template <bool Max> inline Vec pool_op(Vec a, Vec b) { return Max ? vmax(a, b) : a + b; }
+
+// Stride 2 loads the even elements in the ISA's raw lane order (fixed once per block).
+template <int SW> inline Vec pool_load(const float* p) {
+  return SW == 1 ? L<Vec>(p) : LER<Vec>(p);
+}
+
+// One border output from the valid kernel rows' offsets: only the taps inside the row.
+template <bool Max> inline float pool_border(const float* x, const int64_t* off, int64_t nrows,
+                                             int64_t ow, const Geometry& g) {
+  const int64_t first = ow * g.SW - g.PL;  // input column of tap 0
+  int64_t k0 = first >= 0 ? 0 : (-first + g.DW - 1) / g.DW;
+  int64_t k1 = g.W - first <= 0 ? 0 : (g.W - first - 1) / g.DW + 1;
+  if (k1 > g.KW) k1 = g.KW;
+  float acc = Max ? -__builtin_inff() : 0.0f;
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* p = x + off[r] + first;
+    for (int64_t kw = k0; kw < k1; ++kw) acc = Max ? vmax(acc, p[kw * g.DW]) : acc + p[kw * g.DW];
+  }
+  return acc;
+}
+
+// NB (1 or 2) blocks of w output columns; block j's tap kw of kernel row r is read at
+// base + off[r] + j * SW * w + kw * dw. KW > 0 fixes the kernel width at compile time (the
+// tap loop unrolls); 0 takes kwn. Each block keeps two accumulators (alternate taps):
+// independent chains hide the max/add latency.
+template <bool Max, int NB, int SW, int KW>
+inline void pool_blocks(const float* base, const int64_t* off, int64_t nrows, int64_t kwn,
+                        int64_t dw, Vec* out) {
+  constexpr int w = W<Vec>();
+  const int64_t k = KW > 0 ? KW : kwn;
+  const Vec init = C<Vec>(Max ? -__builtin_inff() : 0.0f);
+  Vec a0 = init, a1 = init, b0 = init, b1 = init;
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* p = base + off[r];
+    int64_t kw = 0;
+    for (; kw + 1 < k; kw += 2) {
+      a0 = pool_op<Max>(a0, pool_load<SW>(p + kw * dw));
+      a1 = pool_op<Max>(a1, pool_load<SW>(p + (kw + 1) * dw));
+      if (NB == 2) {
+        b0 = pool_op<Max>(b0, pool_load<SW>(p + SW * w + kw * dw));
+        b1 = pool_op<Max>(b1, pool_load<SW>(p + SW * w + (kw + 1) * dw));
+      }
+    }
+    if (kw < k) {
+      a0 = pool_op<Max>(a0, pool_load<SW>(p + kw * dw));
+      if (NB == 2) b0 = pool_op<Max>(b0, pool_load<SW>(p + SW * w + kw * dw));
+    }
+  }
+  out[0] = pool_op<Max>(a0, a1);
+  if (NB == 2) out[1] = pool_op<Max>(b0, b1);
+  if (SW == 2) {
+    out[0] = fix_even(out[0]);
+    if (NB == 2) out[1] = fix_even(out[1]);
+  }
+}
+
+// The vector blocks of one output row: pairs, then single blocks, the last one shifted back
+// to end at `end` (recomputing a few outputs rather than going scalar).
+template <bool Max, int SW, int KW>
+void pool_row_blocks(const float* x, float* yr, const int64_t* off, int64_t nrows,
+                     int64_t begin, int64_t end, const float* count_w, float ch,
+                     const Geometry& g) {
+  constexpr int w = W<Vec>();
+  const Vec vch = C<Vec>(ch);
+  auto finish = [&](int64_t ow, Vec acc) {
+    if (!Max) {
+      const Vec c = vch * L<Vec>(count_w + ow);
+      acc = select(eq(c, C<Vec>(0.0f)), C<Vec>(0.0f), acc / c);
+    }
+    store(yr + ow, acc);
+  };
+  Vec out[2];
+  int64_t ow = begin;
+  for (; ow + 2 * w <= end; ow += 2 * w) {
+    pool_blocks<Max, 2, SW, KW>(x + ow * SW - g.PL, off, nrows, g.KW, g.DW, out);
+    finish(ow, out[0]);
+    finish(ow + w, out[1]);
+  }
+  while (ow < end) {
+    const int64_t b = ow + w <= end ? ow : end - w;
+    pool_blocks<Max, 1, SW, KW>(x + b * SW - g.PL, off, nrows, g.KW, g.DW, out);
+    finish(b, out[0]);
+    ow = b + w;
+  }
+}
+
+// MaxPool (Max) or the window sums of AveragePool for one plane. For strides 1 and 2 the
+// output columns whose taps all lie inside the input row are computed a vector at a time,
+// every tap accumulated in registers (stride 2 deinterleaves two loaded vectors); kernel
+// rows outside the input are skipped. The few border columns, and other strides, go one
+// output at a time. Sums are divided by count_h[oh] * count_w[ow] (0 where that is 0).
+template <bool Max> void pool_plane(const float* x, float* y, const float* count_h,
+                                    const float* count_w, const Geometry& g) {
+  constexpr int w = W<Vec>();
+  const int64_t span = (g.KW - 1) * g.DW;
+  // [owa, owb): output columns a vector block may cover. A block starting at ow reads input
+  // columns [ow * SW - PL, ow * SW - PL + SW * w + span) (stride 2 reads one past its last
+  // tap).
+  int64_t owa = (g.PL + g.SW - 1) / g.SW, owb = 0;
+  const int64_t room = g.W + g.PL - span - g.SW * w;  // ow * SW <= room for a block at ow
+  if (room >= 0) owb = room / g.SW + w;
+  if (owa > g.OW) owa = g.OW;
+  if (owb > g.OW) owb = g.OW;
+  const bool vec = (g.SW == 1 || g.SW == 2) && w > 1 && g.KH <= 64 && owb - owa >= w;
+  int64_t off[64];
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    float* yr = y + oh * g.OW;
+    const float ch = Max ? 1.0f : count_h[oh];
+    auto scalar = [&](int64_t o0, int64_t o1) {
+      for (int64_t ow = o0; ow < o1; ++ow) {
+        const float v = pool_one<Max>(x, g, oh, ow);
+        const float c = ch * (Max ? 1.0f : count_w[ow]);
+        yr[ow] = Max ? v : (c > 0.0f ? v / c : 0.0f);
+      }
+    };
+    if (!vec || (!Max && ch <= 0.0f)) {
+      scalar(0, g.OW);
+      continue;
+    }
+    int64_t nrows = 0;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
+      if (ih >= 0 && ih < g.H) off[nrows++] = ih * g.W;
+    }
+    auto border = [&](int64_t o0, int64_t o1) {
+      for (int64_t ow = o0; ow < o1; ++ow) {
+        const float v = pool_border<Max>(x, off, nrows, ow, g);
+        const float c = ch * (Max ? 1.0f : count_w[ow]);
+        yr[ow] = Max ? v : (c > 0.0f ? v / c : 0.0f);
+      }
+    };
+    border(0, owa);
+    if (g.SW == 1) {
+      if (g.KW == 3)
+        pool_row_blocks<Max, 1, 3>(x, yr, off, nrows, owa, owb, count_w, ch, g);
+      else if (g.KW == 2)
+        pool_row_blocks<Max, 1, 2>(x, yr, off, nrows, owa, owb, count_w, ch, g);
+      else
+        pool_row_blocks<Max, 1, 0>(x, yr, off, nrows, owa, owb, count_w, ch, g);
+    } else {
+      if (g.KW == 3)
+        pool_row_blocks<Max, 2, 3>(x, yr, off, nrows, owa, owb, count_w, ch, g);
+      else if (g.KW == 2)
+        pool_row_blocks<Max, 2, 2>(x, yr, off, nrows, owa, owb, count_w, ch, g);
+      else
+        pool_row_blocks<Max, 2, 0>(x, yr, off, nrows, owa, owb, count_w, ch, g);
+    }
+    border(owb, g.OW);
+  }
 }
 
 void max_plane(const float* x, float* y, int64_t* ind, int64_t base, bool col_major,
                const Geometry& g) {
-  const float ninf = -__builtin_inff();
+  if (!ind) {
+    pool_plane<true>(x, y, nullptr, nullptr, g);
+    return;
+  }
+  // With indices: one output at a time, the first maximum in window order.
   for (int64_t oh = 0; oh < g.OH; ++oh) {
-    float* __restrict yr = y + oh * g.OW;
-    int64_t* ir = ind ? ind + oh * g.OW : nullptr;
-    for (int64_t ow = 0; ow < g.OW; ++ow) yr[ow] = ninf;
-    if (ir)
-      for (int64_t ow = 0; ow < g.OW; ++ow) ir[ow] = -1;
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
-      if (ih < 0 || ih >= g.H) continue;
-      const float* __restrict xr = x + ih * g.W;
-      for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const int64_t off = kw * g.DW - g.PL;
-        int64_t lo, hi;
-        tap_range(off, g.SW, g.W, g.OW, lo, hi);
-        if (ir) {
-          for (int64_t ow = lo; ow < hi; ++ow) {
-            const int64_t iw = ow * g.SW + off;
-            const float v = xr[iw];
-            if (v > yr[ow] || ir[ow] < 0) {  // strict: the first maximum wins
-              yr[ow] = v;
-              ir[ow] = base + (col_major ? iw * g.H + ih : ih * g.W + iw);
-            }
-          }
-        } else if (g.SW == 1) {
-          const float* __restrict xs = xr + off;
-          for (int64_t ow = lo; ow < hi; ++ow) yr[ow] = xs[ow] > yr[ow] ? xs[ow] : yr[ow];
-        } else {
-          for (int64_t ow = lo; ow < hi; ++ow) {
-            const float v = xr[ow * g.SW + off];
-            yr[ow] = v > yr[ow] ? v : yr[ow];
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      float best = -__builtin_inff();
+      int64_t at = -1;
+      for (int64_t kh = 0; kh < g.KH; ++kh) {
+        const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
+        if (ih < 0 || ih >= g.H) continue;
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          const int64_t iw = ow * g.SW - g.PL + kw * g.DW;
+          if (iw < 0 || iw >= g.W) continue;
+          const float v = x[ih * g.W + iw];
+          if (at < 0 || v > best) {
+            best = v;
+            at = col_major ? iw * g.H + ih : ih * g.W + iw;
           }
         }
       }
+      y[oh * g.OW + ow] = best;
+      // A window entirely in padding points at the plane's first element.
+      ind[oh * g.OW + ow] = base + (at < 0 ? 0 : at);
     }
-    if (ir)  // windows entirely in padding point nowhere; report 0 as onnxruntime's layout
-      for (int64_t ow = 0; ow < g.OW; ++ow) ir[ow] = ir[ow] < 0 ? base : ir[ow];
   }
 }
 
 void avg_plane(const float* x, float* y, const float* count_h, const float* count_w,
                const Geometry& g) {
-  for (int64_t oh = 0; oh < g.OH; ++oh) {
-    float* __restrict yr = y + oh * g.OW;
-    for (int64_t ow = 0; ow < g.OW; ++ow) yr[ow] = 0.0f;
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      const int64_t ih = oh * g.SH - g.PT + kh * g.DH;
-      if (ih < 0 || ih >= g.H) continue;
-      const float* __restrict xr = x + ih * g.W;
-      for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const int64_t off = kw * g.DW - g.PL;
-        int64_t lo, hi;
-        tap_range(off, g.SW, g.W, g.OW, lo, hi);
-        if (g.SW == 1) {
-          const float* __restrict xs = xr + off;
-          for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += xs[ow];
-        } else {
-          for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += xr[ow * g.SW + off];
-        }
-      }
-    }
-    const float ch = count_h[oh];
-    for (int64_t ow = 0; ow < g.OW; ++ow) {
-      const float c = ch * count_w[ow];
-      yr[ow] = c > 0.0f ? yr[ow] / c : 0.0f;
-    }
-  }
+  pool_plane<false>(x, y, count_h, count_w, g);
 }
 
 float sum_n(const float* x, int64_t n) {

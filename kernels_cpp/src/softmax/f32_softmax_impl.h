@@ -1,4 +1,5 @@
-// Softmax loops over the simd.h vector type, instantiated by each ISA file. A row: max,
+// Softmax loops over the simd.h vector type, instantiated by each ISA file (x - max <= 0,
+// so exp_neg_ applies; e^{-inf} is exactly 0). A row: max,
 // then exp(x - max) written out while summing, then one scaling pass (or, for LogSoftmax,
 // x - max - log(sum)). Strided blocks (the reduced axis is not the last) vectorize across
 // columns, a chunk of columns at a time with their maxima and sums on the stack.
@@ -25,19 +26,39 @@ void row(const float* x, float* y, int64_t n, bool log) {
   for (; i < n; ++i) m = x[i] > m ? x[i] : m;
   // An infinite maximum makes the row NaN (inf - inf), as in onnxruntime.
   const Vec vmx = C<Vec>(m);
-  // Compensated (Kahan) sums: long rows keep the sum's relative error near 1 ulp.
+  // Long rows sum with compensation (Kahan) so that the sum keeps ~1 ulp of relative error;
+  // short ones (the common attention rows) with two plain accumulators.
   Vec vs = C<Vec>(0.0f), vc = vs;
   i = 0;
-  for (; i + w <= n; i += w) {
-    Vec e = exp_(L<Vec>(x + i) - vmx);
-    if (!log) store(y + i, e);
-    Vec t = vs + (e - vc);
-    vc = (t - vs) - (e - vc);
-    vs = t;
+  if (n > 2048) {
+    for (; i + w <= n; i += w) {
+      Vec e = exp_neg_(L<Vec>(x + i) - vmx);
+      if (!log) store(y + i, e);
+      Vec t = vs + (e - vc);
+      vc = (t - vs) - (e - vc);
+      vs = t;
+    }
+  } else {
+    Vec vs2 = vs;
+    for (; i + 2 * w <= n; i += 2 * w) {
+      Vec e0 = exp_neg_(L<Vec>(x + i) - vmx), e1 = exp_neg_(L<Vec>(x + i + w) - vmx);
+      if (!log) {
+        store(y + i, e0);
+        store(y + i + w, e1);
+      }
+      vs = vs + e0;
+      vs2 = vs2 + e1;
+    }
+    for (; i + w <= n; i += w) {
+      Vec e = exp_neg_(L<Vec>(x + i) - vmx);
+      if (!log) store(y + i, e);
+      vs = vs + e;
+    }
+    vs = vs + vs2;
   }
   float s = hsum(vs) - hsum(vc), c = 0.0f;
   for (; i < n; ++i) {
-    float e = exp_(x[i] - m);
+    float e = exp_neg_(x[i] - m);
     if (!log) y[i] = e;
     float t = s + (e - c);
     c = (t - s) - (e - c);
@@ -96,7 +117,7 @@ void columns(const float* x, float* y, int64_t n, int64_t inner, int64_t j0, int
     const float* xr = x + i * inner + j0;
     float* yr = y + i * inner + j0;
     for (int64_t j = 0; j < cols; j += w) {
-      Vec e = exp_(load_cols(xr, j) - L<Vec>(mx + j));
+      Vec e = exp_neg_(load_cols(xr, j) - L<Vec>(mx + j));
       if (!log) store_cols(yr, j, e);
       Vec s0 = L<Vec>(sm + j), y0 = e - L<Vec>(cm + j);  // Kahan, as in row()
       Vec t = s0 + y0;

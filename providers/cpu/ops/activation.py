@@ -32,9 +32,8 @@ def _unary(x, fn, int_via_float: bool = False):
         work = x.astype(np.float64)
     else:
         work = x
-    with np.errstate(all="ignore"):
-        out = fn(work)
-    return np.asarray(out).astype(dtype, copy=False)
+    with np.errstate(all="ignore"):  # inf/NaN results are the op's answer, not an error
+        return np.asarray(fn(work)).astype(dtype, copy=False)
 
 
 def _c(value, like: np.ndarray):
@@ -256,7 +255,7 @@ def _clip_native_11(ins, attrs):
 
 
 @register("Clip", since=1, native=_clip_native_6)
-def clip_1(x, *, min=-_FLT_MAX, max=_FLT_MAX):  # noqa: A002 (ONNX attribute names)
+def clip_1(x, *, min=-_FLT_MAX, max=_FLT_MAX):
     """min(max(x, min), max) with bounds as attributes."""
     return _clip(x, min, max)
 

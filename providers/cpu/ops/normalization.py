@@ -191,8 +191,10 @@ def _ln_native(ins, attrs):
                 p.size == int(np.prod(norm_shape)) and p.ndim <= len(norm_shape)):
             return None
     stat_shape = tuple(x.shape[:axis]) + (1,) * (x.ndim - axis)
+    # Mean and InvStdDev only when the node asks for them (all three when it is not known).
+    outs = min(3, max(1, int(attrs.get("_num_outputs") or 3)))
     return NativeCall("LayerNormalization", {"axis": axis, "epsilon": float(attrs["epsilon"])},
-                      [tuple(x.shape), stat_shape, stat_shape], [_F32, _F32, _F32],
+                      [tuple(x.shape), stat_shape, stat_shape][:outs], [_F32] * outs,
                       inputs=[0, 1, 2 if len(ins) > 2 else None], constant_inputs=(1, 2))
 
 

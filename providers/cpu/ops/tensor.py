@@ -8,6 +8,7 @@ have byte-moving C++ kernels that take any element type numpy stores flat (not s
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -304,7 +305,7 @@ def _split(x, split, axis, count):
     bounds = np.cumsum([0] + sizes)
     idx = [slice(None)] * x.ndim
     outs = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         idx[axis] = slice(int(a), int(b))
         outs.append(x[tuple(idx)].copy())
     return outs

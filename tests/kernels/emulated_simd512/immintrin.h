@@ -31,6 +31,15 @@ static inline __m512 _mm512_set1_ps(float x) { EMU_F(x); }
 static inline __m512i _mm512_set1_epi32(int x) { EMU_I(x); }
 static inline __m512 _mm512_loadu_ps(const void* p) { EMU_F(static_cast<const float*>(p)[i]); }
 static inline void _mm512_storeu_ps(void* p, __m512 a) { std::memcpy(p, a.v, 64); }
+static inline __m512i _mm512_setr_epi32(int a0, int a1, int a2, int a3, int a4, int a5, int a6,
+                                        int a7, int a8, int a9, int a10, int a11, int a12,
+                                        int a13, int a14, int a15) {
+  const int v[16] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15};
+  EMU_I(v[i]);
+}
+static inline __m512 _mm512_permutex2var_ps(__m512 a, __m512i idx, __m512 b) {
+  EMU_F((idx.v[i] & 16) ? b.v[idx.v[i] & 15] : a.v[idx.v[i] & 15]);
+}
 static inline __m512 _mm512_add_ps(__m512 a, __m512 b) { EMU_F(a.v[i] + b.v[i]); }
 static inline __m512 _mm512_sub_ps(__m512 a, __m512 b) { EMU_F(a.v[i] - b.v[i]); }
 static inline __m512 _mm512_mul_ps(__m512 a, __m512 b) { EMU_F(a.v[i] * b.v[i]); }
@@ -38,8 +47,12 @@ static inline __m512 _mm512_div_ps(__m512 a, __m512 b) { EMU_F(a.v[i] / b.v[i]);
 static inline __m512 _mm512_fmadd_ps(__m512 a, __m512 b, __m512 c) {
   EMU_F(std::fma(a.v[i], b.v[i], c.v[i]));
 }
-static inline __m512 _mm512_max_ps(__m512 a, __m512 b) { EMU_F(a.v[i] > b.v[i] ? a.v[i] : b.v[i]); }
-static inline __m512 _mm512_min_ps(__m512 a, __m512 b) { EMU_F(a.v[i] < b.v[i] ? a.v[i] : b.v[i]); }
+static inline __m512 _mm512_max_ps(__m512 a, __m512 b) {
+  EMU_F(a.v[i] > b.v[i] ? a.v[i] : b.v[i]);
+}
+static inline __m512 _mm512_min_ps(__m512 a, __m512 b) {
+  EMU_F(a.v[i] < b.v[i] ? a.v[i] : b.v[i]);
+}
 static inline __m512 _mm512_abs_ps(__m512 a) { EMU_F(std::fabs(a.v[i])); }
 static inline __m512 _mm512_sqrt_ps(__m512 a) { EMU_F(std::sqrt(a.v[i])); }
 static inline __m512 _mm512_roundscale_ps(__m512 a, int mode) {
@@ -87,7 +100,9 @@ static inline __m512i _mm512_slli_epi32(__m512i a, unsigned n) {
 static inline __m512i _mm512_srli_epi32(__m512i a, unsigned n) {
   EMU_I(n > 31 ? 0 : static_cast<int32_t>(static_cast<uint32_t>(a.v[i]) >> n));
 }
-static inline __m512i _mm512_srai_epi32(__m512i a, unsigned n) { EMU_I(a.v[i] >> (n > 31 ? 31 : n)); }
+static inline __m512i _mm512_srai_epi32(__m512i a, unsigned n) {
+  EMU_I(a.v[i] >> (n > 31 ? 31 : n));
+}
 static inline __m512i _mm512_and_si512(__m512i a, __m512i b) { EMU_I(a.v[i] & b.v[i]); }
 static inline __m512i _mm512_or_si512(__m512i a, __m512i b) { EMU_I(a.v[i] | b.v[i]); }
 static inline __m512i _mm512_xor_si512(__m512i a, __m512i b) { EMU_I(a.v[i] ^ b.v[i]); }

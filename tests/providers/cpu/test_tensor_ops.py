@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 
 from providers.cpu import native, opset
-from tests.providers.cpu.node_case_runner import check_case, compare_with_ort, node_cases, \
-    run_model, single_node_model
+from tests.providers.cpu.node_case_runner import (
+    check_case,
+    compare_with_ort,
+    node_cases,
+    run_model,
+    single_node_model,
+)
 
 OPS = {"Concat", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout",
        "Transpose", "Split", "Slice", "Gather"}

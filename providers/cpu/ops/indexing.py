@@ -196,7 +196,7 @@ def where(condition, x, y):
 
 
 @register("Unique", since=11, dynamic_shape=True)
-def unique(x, *, axis=None, sorted=1):  # noqa: A002 (the attribute's name)
+def unique(x, *, axis=None, sorted=1):
     """Y, indices of first occurrences, inverse indices and counts; ``sorted=0`` keeps the
     order of first occurrence."""
     x = np.asarray(x)
@@ -227,7 +227,9 @@ def unique(x, *, axis=None, sorted=1):  # noqa: A002 (the attribute's name)
     return y, first, inverse, counts
 
 
-def _topk(x, k, axis, largest, sorted_):  # noqa: ARG001 (sorted=0 leaves order free)
+def _topk(x, k, axis, largest, sorted_):
+    """Always sorted: with ``sorted=0`` the order is left free, and sorted is a valid one."""
+    del sorted_
     x = np.asarray(x)
     axis = _axis(axis, x.ndim)
     k = int(k)
@@ -259,7 +261,7 @@ def topk_10(x, k, *, axis=-1):
 
 
 @register("TopK", since=11, shape_inputs=(1,))
-def topk_11(x, k, *, axis=-1, largest=1, sorted=1):  # noqa: A002
+def topk_11(x, k, *, axis=-1, largest=1, sorted=1):
     return _topk(x, _scalar(k, "TopK K"), axis, largest, sorted)
 
 
@@ -267,14 +269,15 @@ def topk_11(x, k, *, axis=-1, largest=1, sorted=1):  # noqa: A002
 def cumsum(x, axis, *, exclusive=0, reverse=0):
     x = np.asarray(x)
     ax = _axis(_scalar(axis, "CumSum axis"), x.ndim)
-    work = x.astype(np.float32) if x.dtype == _BF16 else x
+    # float16/bfloat16 accumulate in float32 (a half-precision running sum drifts fast).
+    work = x.astype(np.float32) if x.dtype in _LOW_FLOATS else x
     if reverse:
         work = np.flip(work, axis=ax)
     out = np.cumsum(work, axis=ax, dtype=work.dtype)
-    if exclusive:
-        zeros = np.zeros_like(np.take(out, [0], axis=ax)) if out.shape[ax] else out
+    if exclusive and out.shape[ax]:
+        zeros = np.zeros_like(np.take(out, [0], axis=ax))
         out = np.concatenate([zeros, np.take(out, np.arange(out.shape[ax] - 1), axis=ax)],
-                             axis=ax) if out.shape[ax] else out
+                             axis=ax)
     if reverse:
         out = np.flip(out, axis=ax)
     return np.ascontiguousarray(out).astype(x.dtype, copy=False)

@@ -77,7 +77,7 @@ def _int_log_sum_exp(x, axes, keepdims):
         shape = np.sum(x, axis=axes, keepdims=keepdims).shape
         return np.zeros(shape, x.dtype)  # -inf has no integer form: the spec leaves it undefined
     m = np.max(x, axis=axes, keepdims=True)
-    terms = np.trunc(np.exp((x.astype(np.float64) - m.astype(np.float64))))
+    terms = np.trunc(np.exp(x.astype(np.float64) - m.astype(np.float64)))
     s = np.sum(terms, axis=axes, keepdims=True)
     out = (np.trunc(np.log(s)) + m.astype(np.float64)).astype(x.dtype)
     return out if keepdims else out.reshape(

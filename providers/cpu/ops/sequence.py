@@ -30,7 +30,8 @@ def _check_sequence(seq) -> list:
 
 
 @register("SequenceEmpty", since=11, dynamic_shape=True)
-def sequence_empty(*, dtype=1):  # noqa: ARG001 (an empty list carries no element type)
+def sequence_empty(*, dtype=1):
+    """An empty sequence; a python list carries no element type, so ``dtype`` is unused."""
     return ([],)
 
 
@@ -119,8 +120,8 @@ def concat_from_sequence(seq, *, axis=None, new_axis=0):
 
 
 @register("Optional", since=15, dynamic_shape=True)
-def optional(x=None, *, type=None):  # noqa: A002,ARG001 (the attribute's name; the type
-    # only matters to an empty optional, which None represents whatever its element type)
+def optional(x=None, *, type=None):
+    """The input as an optional; absent, an empty one (None, whatever ``type`` says)."""
     return (x,)
 
 

@@ -165,3 +165,12 @@ def test_where(dtype):
     if dtype is object:
         x, y = x.astype(str).astype(object), y.astype(str).astype(object)
     compare_with_ort("Where", {"c": cond, "x": x, "y": y}, ["z"], 16)
+
+
+def test_float16():
+    x = rng.integers(-3, 3, (3, 5)).astype(np.float16)
+    compare_with_ort("TopK", {"x": x, "k": np.array([2], np.int64)}, ["v", "i"], 11)
+    compare_with_ort("TopK", {"x": x, "k": np.array([3], np.int64)}, ["v", "i"], 11,
+                     largest=0, axis=0)
+    compare_with_ort("CumSum", {"x": x, "a": np.array(1, np.int32)}, ["y"], 14, reverse=1)
+    compare_with_ort("GatherND", {"d": x, "i": np.array([[1, 2], [0, -1]], np.int64)}, ["y"], 13)

@@ -6,9 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.providers.cpu.node_case_runner import (assert_value_close, check_case,
-                                                  compare_with_ort, node_cases, run_model,
-                                                  single_node_model)
+from tests.providers.cpu.node_case_runner import (
+    assert_value_close,
+    check_case,
+    compare_with_ort,
+    node_cases,
+    run_model,
+    single_node_model,
+)
 
 OPS = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Not",
        "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot", "IsNaN", "IsInf",

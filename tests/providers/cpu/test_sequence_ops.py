@@ -10,8 +10,12 @@ from onnx import TensorProto as TP
 from onnx import helper
 
 from providers.cpu import opset
-from tests.providers.cpu.node_case_runner import (check_case, compare_model_with_ort,
-                                                  node_cases, run_model)
+from tests.providers.cpu.node_case_runner import (
+    check_case,
+    compare_model_with_ort,
+    node_cases,
+    run_model,
+)
 
 OPS = {"SequenceEmpty", "SequenceConstruct", "SequenceInsert", "SequenceAt", "SequenceErase",
        "SequenceLength", "SplitToSequence", "ConcatFromSequence", "Optional",

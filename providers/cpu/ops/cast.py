@@ -92,8 +92,10 @@ def cast_array(x: np.ndarray, to: int, saturate: int = 1) -> np.ndarray:
         lo, hi = _INT4[to]
         src = x.astype(np.float32) if x.dtype.type.__module__ == "ml_dtypes" else x
         if src.dtype.kind == "f":
-            src = np.trunc(np.nan_to_num(src, nan=0.0))
-        return np.clip(src, lo, hi).astype(np.int64).astype(target)
+            src = np.trunc(np.nan_to_num(src, nan=0.0, posinf=0.0, neginf=0.0))
+        # Like every integer Cast, out-of-range values wrap around (modular arithmetic).
+        v = src.astype(np.int64)
+        return (((v - lo) % (hi - lo + 1)) + lo).astype(target)
     if x.dtype.type.__module__ == "ml_dtypes" and target.kind in "iub":
         x = x.astype(np.float32)
     with np.errstate(invalid="ignore", over="ignore"):

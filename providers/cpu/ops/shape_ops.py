@@ -206,13 +206,19 @@ def depth_to_space(input, *, blocksize=None, mode="DCR"):
 
 
 @register("SpaceToDepth", since=1)
-def space_to_depth(input, *, blocksize=None):
+def space_to_depth(input, *, blocksize=None, mode="DCR"):
     x = np.asarray(input)
     b = int(blocksize)
     n, c, h, w = x.shape
     if h % b or w % b:
         raise ValueError("SpaceToDepth: spatial dims not divisible by blocksize")
-    t = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    t = x.reshape(n, c, h // b, b, w // b, b)
+    if mode == "DCR":
+        t = t.transpose(0, 3, 5, 1, 2, 4)
+    elif mode == "CRD":
+        t = t.transpose(0, 1, 3, 5, 2, 4)
+    else:
+        raise ValueError(f"SpaceToDepth: unknown mode '{mode}'")
     return np.ascontiguousarray(t.reshape(n, c * b * b, h // b, w // b))
 
 

@@ -11,28 +11,11 @@ import numpy as np
 from onnx import helper
 
 from providers.cpu.opset import register
+from providers.cpu.ops.elementwise import _legacy_rhs  # opset-1 broadcasting, shared
 
 # float16 and bfloat16 are computed in float32 and rounded back, as the C++ kernels of
 # onnxruntime do; numpy's half loops and ml_dtypes' ufuncs are not uniformly available.
 _LOW_FLOATS = {np.dtype(np.float16), np.dtype(helper.tensor_dtype_to_np_dtype(16))}
-
-
-def _legacy_rhs(a: np.ndarray, b: np.ndarray, broadcast: int, axis) -> np.ndarray:
-    """B reshaped for opset-1 broadcasting (it broadcasts to A, aligned at ``axis``)."""
-    if not broadcast:
-        if a.shape != b.shape:
-            raise ValueError(f"shapes {a.shape} and {b.shape} differ and broadcast=0")
-        return b
-    if b.size == 1:
-        return b.reshape(())
-    if axis is None:
-        return b  # suffix matching is numpy's rule
-    axis = int(axis)
-    if axis < 0:
-        axis += a.ndim
-    if axis + b.ndim > a.ndim:
-        raise ValueError(f"B of shape {b.shape} does not fit A of shape {a.shape} at axis {axis}")
-    return b.reshape(b.shape + (1,) * (a.ndim - axis - b.ndim))
 
 
 def _as_compute(x: np.ndarray) -> np.ndarray:

@@ -91,6 +91,19 @@ def check_native(op: str, version: int, inputs: dict, attrs: dict | None = None,
     return first
 
 
+def check_numpy_and_native(op: str, version: int, inputs: dict, outputs=("y",), rtol=1e-5,
+                           atol=1e-6, output_types=None, **attrs) -> None:
+    """The numpy op against onnxruntime, then the C++ kernel when the op lowers."""
+    from tests.providers.cpu.node_case_runner import compare_with_ort
+
+    extra = {} if output_types is None else {"output_types": output_types}
+    compare_with_ort(op, inputs, list(outputs), version, rtol=rtol, atol=atol, **extra, **attrs)
+    impl = opset.get(op, "", version)
+    if native.available() and impl.native is not None:
+        if lower(op, version, list(inputs.values()), attrs, len(outputs)) is not None:
+            check_native(op, version, inputs, attrs, outputs, rtol=rtol, atol=atol)
+
+
 def lower_isas() -> list[str]:
     """The ISAs this CPU supports below the active one (each tested in a subprocess)."""
     if not native.available():

@@ -4,12 +4,15 @@ halves for Round, large magnitudes) and several dtypes."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
-from providers.cpu import native, opset
+from providers.cpu import opset
 from providers.cpu.ops.activation import _erf
-from tests.providers.cpu.node_case_runner import check_case, compare_with_ort, node_cases
+from tests.kernels.op_kernel_cases import check_numpy_and_native
+from tests.providers.cpu.node_case_runner import check_case, node_cases
 
 OPS = {"Relu", "Clip", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Abs", "Neg", "Erf",
        "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign",
@@ -23,15 +26,8 @@ def test_node_case(case):
     check_case(case, fallback=False)
 
 
-def both(op, version, inputs, rtol=1e-5, atol=1e-6, **attrs):
-    """The numpy op against onnxruntime, then the C++ kernel when the op lowers."""
-    compare_with_ort(op, inputs, ["y"], version, rtol=rtol, atol=atol, **attrs)
-    impl = opset.get(op, "", version)
-    if native.available() and impl.native is not None:
-        from tests.kernels.op_kernel_cases import check_native, lower
-
-        if lower(op, version, list(inputs.values()), attrs) is not None:
-            check_native(op, version, inputs, attrs, rtol=rtol, atol=atol)
+# numpy vs onnxruntime, then the C++ kernel when the op lowers (shared helper)
+both = functools.partial(check_numpy_and_native, rtol=1e-05, atol=1e-06)
 
 
 rng = np.random.default_rng(0)

@@ -3,11 +3,14 @@ implementations and (for float32) the C++ kernels against onnxruntime."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
 from providers.cpu import native, opset
-from tests.providers.cpu.node_case_runner import check_case, compare_with_ort, node_cases
+from tests.kernels.op_kernel_cases import check_numpy_and_native
+from tests.providers.cpu.node_case_runner import check_case, node_cases
 
 OPS = {"Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "PRelu"}
 CASES = node_cases(OPS)
@@ -18,15 +21,8 @@ def test_node_case(case):
     check_case(case, fallback=False)
 
 
-def both(op, version, inputs, outputs=("y",), rtol=1e-6, atol=1e-6, **attrs):
-    """The numpy op against onnxruntime, then the C++ kernel when the op lowers."""
-    compare_with_ort(op, inputs, list(outputs), version, rtol=rtol, atol=atol, **attrs)
-    impl = opset.get(op, "", version)
-    if native.available() and impl.native is not None:
-        from tests.kernels.op_kernel_cases import check_native, lower
-
-        if lower(op, version, list(inputs.values()), attrs) is not None:
-            check_native(op, version, inputs, attrs, outputs, rtol=rtol, atol=atol)
+# numpy vs onnxruntime, then the C++ kernel when the op lowers (shared helper)
+both = functools.partial(check_numpy_and_native, rtol=1e-06, atol=1e-06)
 
 
 rng = np.random.default_rng(0)

@@ -3,11 +3,14 @@ kernels against onnxruntime."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
-from providers.cpu import native, opset
-from tests.providers.cpu.node_case_runner import check_case, compare_with_ort, node_cases
+from providers.cpu import opset
+from tests.kernels.op_kernel_cases import check_numpy_and_native
+from tests.providers.cpu.node_case_runner import check_case, node_cases
 
 OPS = {"BatchNormalization", "InstanceNormalization", "LayerNormalization",
        "GroupNormalization", "LRN", "MeanVarianceNormalization", "LpNormalization"}
@@ -19,17 +22,8 @@ def test_node_case(case):
     check_case(case, fallback=False)
 
 
-def both(op, version, inputs, outputs=("y",), rtol=1e-5, atol=1e-5, output_types=None,
-         **attrs):
-    """The numpy op against onnxruntime, then the C++ kernel when the op lowers."""
-    compare_with_ort(op, inputs, list(outputs), version, rtol=rtol, atol=atol,
-                     output_types=output_types, **attrs)
-    impl = opset.get(op, "", version)
-    if native.available() and impl.native is not None:
-        from tests.kernels.op_kernel_cases import check_native, lower
-
-        if lower(op, version, list(inputs.values()), attrs, len(outputs)) is not None:
-            check_native(op, version, inputs, attrs, outputs, rtol=rtol, atol=atol)
+# numpy vs onnxruntime, then the C++ kernel when the op lowers (shared helper)
+both = functools.partial(check_numpy_and_native, rtol=1e-05, atol=1e-05)
 
 
 rng = np.random.default_rng(0)

@@ -3,13 +3,15 @@ distinct semantics) and the C++ paths against onnxruntime."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
-from providers.cpu import native, opset
+from providers.cpu import opset
+from tests.kernels.op_kernel_cases import check_numpy_and_native
 from tests.providers.cpu.node_case_runner import (
     check_case,
-    compare_with_ort,
     node_cases,
     run_model,
     single_node_model,
@@ -25,15 +27,8 @@ def test_node_case(case):
     check_case(case, fallback=False)
 
 
-def both(op, version, inputs, outputs=("y",), rtol=0, atol=0, **attrs):
-    """The numpy op against onnxruntime, then the C++ kernel when the op lowers."""
-    compare_with_ort(op, inputs, list(outputs), version, rtol=rtol, atol=atol, **attrs)
-    impl = opset.get(op, "", version)
-    if native.available() and impl.native is not None:
-        from tests.kernels.op_kernel_cases import check_native, lower
-
-        if lower(op, version, list(inputs.values()), attrs, len(outputs)) is not None:
-            check_native(op, version, inputs, attrs, outputs, rtol=rtol, atol=atol)
+# numpy vs onnxruntime, then the C++ kernel when the op lowers (shared helper)
+both = functools.partial(check_numpy_and_native, rtol=0, atol=0)
 
 
 rng = np.random.default_rng(0)

@@ -12,6 +12,8 @@ import logging
 from runtime import errors
 from runtime.options import ExecutionMode, GraphOptimizationLevel, RunOptions, SessionOptions
 from runtime.session import InferenceSession, ModelMetadata, NodeArg, ProviderFallbackWarning
+from runtime.tensor import OrtValue, Tensor
+from runtime.iobinding import IOBinding
 
 __version__ = "0.1.0"
 
@@ -53,4 +55,5 @@ __all__ = [
     "InferenceSession", "SessionOptions", "RunOptions", "GraphOptimizationLevel",
     "ExecutionMode", "NodeArg", "ModelMetadata", "ProviderFallbackWarning", "errors",
     "get_all_providers", "get_available_providers", "get_unavailable_providers", "get_device",
+    "Tensor", "OrtValue", "IOBinding",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 from runtime import ir
 from runtime.errors import FerryError, RunCancelled, RuntimeException
 from runtime.partition import Partitioning
+from runtime.tensor import is_device_value, move_value, to_host_value
 
 
 class RunState:
@@ -37,9 +38,12 @@ class Executor:
             for name in part.inputs:
                 last_use[name] = i
         self.last_use = last_use
+        # Provider producing each partition output: device -> host copies go through it.
+        self._producer = {o: part.provider for part in self.partitions for o in part.outputs}
 
     def run(self, feeds: dict[str, Any], output_names: list[str], run_options=None,
-            profiler=None) -> list[Any]:
+            profiler=None, to_host: bool = True) -> list[Any]:
+        """Run once. ``to_host=False`` (IOBinding) leaves outputs on their provider's device."""
         state = RunState(run_options, profiler)
         deadline = None
         if run_options is not None and getattr(run_options, "timeout_s", None):
@@ -61,8 +65,7 @@ class Executor:
                 else:
                     raise RuntimeException(f"value '{name}' needed by a {prov.name} partition "
                                            "was never produced")
-                if not prov.is_on_device(value):
-                    value = prov.to_device(value)
+                value = move_value(value, self._producer.get(name), prov)
                 part_feeds[name] = value
             try:
                 outs = part.compiled.run(part_feeds, state)
@@ -83,8 +86,11 @@ class Executor:
                 value = self.constants[name]
             else:
                 raise RuntimeException(f"output '{name}' was not produced")
+            if not to_host and is_device_value(value):
+                result.append(value)
+                continue
             owner = self._owner_of(name)
-            value = owner.to_host(value) if owner is not None else value
+            value = owner.to_host(value) if owner is not None else to_host_value(value)
             result.append(_own(value, feeds, self.constants.get(name)))
         return result
 

@@ -10,6 +10,7 @@ Code written for onnxruntime works by changing the import::
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import numpy as np
 from providers import registry
 from providers.base import CompileContext, ExecutionProvider
 from runtime import ir
+from runtime import tensor as _tensor
 from runtime.errors import InvalidArgument, ProviderOptionError, suggest
 from runtime.executor import Executor
 from runtime.model import load_model
@@ -28,6 +30,9 @@ from runtime.options import GraphOptimizationLevel, RunOptions, SessionOptions
 from runtime.partition import partition_graph
 
 log = logging.getLogger("ferry")
+
+# Weights above this are saved as external data (protobuf's hard limit is 2 GiB per message).
+_EXTERNAL_DATA_ABOVE = 1_800_000_000
 
 _SEVERITY_TO_LOGGING = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR,
                         4: logging.CRITICAL}
@@ -152,10 +157,15 @@ class InferenceSession:
                                  external_data_dir=self._options._config.get(
                                      "session.model_external_initializers_file_folder_path"))
         graph = self._model.graph
+        if self._model.proto.ir_version < 4:
+            # Before IR 4 every initializer had to be listed as an input too: such listings
+            # are constants, not inputs a caller may override (onnxruntime reads them so).
+            graph.inputs = [v for v in graph.inputs if v.name not in graph.initializers]
         input_names = set(graph.input_names)
         self._overridable = {n for n in graph.initializers if n in input_names}
-        self._graph, self._applied_passes = optimize(
-            graph, GraphOptimizationLevel(self._options.graph_optimization_level))
+        self._graph, self._optimization = optimize(
+            graph, GraphOptimizationLevel(self._options.graph_optimization_level),
+            cpu_fusions=self._providers[0].name == "cpu")
         if self._options.optimized_model_filepath:
             self._save_optimized(self._options.optimized_model_filepath)
 
@@ -227,7 +237,9 @@ class InferenceSession:
             "providers_requested": list(self._requested),
             "providers_unavailable": dict(self._unavailable),
             "providers_used": [p.name for p in self._providers],
-            "optimizations_applied": list(self._applied_passes),
+            "optimizations_applied": self._optimization.names(),
+            "nodes_before_optimization": self._optimization.nodes_before,
+            "nodes_after_optimization": self._optimization.nodes_after,
             "nodes": self._partitioning.explain(),
             "partitions": parts,
             "boundary_copies": self._partitioning.boundary_copies,
@@ -252,6 +264,23 @@ class InferenceSession:
         if profiler is not None:
             profiler.add("Session", "model_run", t0)
         return result
+
+    def io_binding(self):
+        """An :class:`runtime.iobinding.IOBinding` for :meth:`run_with_iobinding`."""
+        from runtime.iobinding import IOBinding
+
+        return IOBinding(self)
+
+    def run_with_iobinding(self, iobinding, run_options: RunOptions | None = None) -> None:
+        """Run with the inputs and outputs bound in ``iobinding`` (outputs stay where bound:
+        read them with ``iobinding.get_outputs()`` / ``copy_outputs_to_cpu()``)."""
+        if self._closed:
+            raise InvalidArgument("the session is closed")
+        if run_options is not None and not isinstance(run_options, RunOptions):
+            raise InvalidArgument("run_options must be a runtime.RunOptions")
+        if getattr(iobinding, "_session", None) is not self:
+            raise InvalidArgument("the IOBinding belongs to another session")
+        iobinding._run(run_options)
 
     def end_profiling(self) -> str:
         """Write the profile (Chrome trace JSON) and return its path; '' if not profiling."""
@@ -302,6 +331,10 @@ class InferenceSession:
                 else np.asarray(value))
         if info.kind != "tensor":
             return value
+        # runtime.Tensor and CUDA arrays (__cuda_array_interface__ / DLPack): kept on device.
+        value = _tensor.unwrap_feed(value)
+        if _tensor.is_device_value(value):
+            return _tensor.check_device_feed(info, value)
         if not isinstance(value, np.ndarray):
             if hasattr(value, "__array__") or isinstance(value, (int, float, bool, np.generic)):
                 value = np.asarray(value)
@@ -364,7 +397,20 @@ class InferenceSession:
         proto = onnx.ModelProto()
         proto.CopyFrom(self._model.proto)
         proto.graph.CopyFrom(ir.graph_to_onnx(self._graph))
-        onnx.save(proto, path)
+        imported = {o.domain for o in proto.opset_import}
+        for domain, version in self._graph.opsets.items():
+            if domain not in imported and (domain != "" or "ai.onnx" not in imported):
+                proto.opset_import.append(onnx.helper.make_opsetid(domain, version))
+        # Protobuf cannot serialize 2 GB: large models keep their big tensors beside the file
+        # (onnxruntime fails there).
+        weights = sum(v.nbytes for v in self._graph.initializers.values()
+                      if isinstance(v, np.ndarray))
+        if weights > _EXTERNAL_DATA_ABOVE:
+            data_name = os.path.basename(path) + ".data"
+            onnx.save(proto, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                      location=data_name, size_threshold=1024)
+        else:
+            onnx.save(proto, path)
 
     def close(self) -> None:
         """Release providers' resources; later runs raise."""

@@ -14,9 +14,12 @@ namespace ferry {
 
 // Activations an epilogue can apply. relu and clip are applied in the micro-kernel's registers;
 // the others right after each output tile is finished (still in L1).
-enum class Activation : int { none, relu, clip, leaky_relu, sigmoid, tanh, hard_sigmoid };
+enum class Activation : int {
+  none, relu, clip, leaky_relu, sigmoid, tanh, hard_sigmoid, hard_swish, gelu, gelu_tanh, silu
+};
 
-// "" or "none", "relu", "clip", "leaky_relu", "sigmoid", "tanh", "hard_sigmoid".
+// "" or "none", "relu", "clip", "leaky_relu", "sigmoid", "tanh", "hard_sigmoid", "hard_swish",
+// "gelu" (erf form), "gelu_tanh", "silu" (x * sigmoid(x)).
 // Throws KernelArgError for anything else.
 Activation activation_from_name(const std::string& name);
 

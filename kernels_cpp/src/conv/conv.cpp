@@ -2,7 +2,8 @@
 //   group (int), strides, dilations (d ints), pads (2d ints: all begins, then all ends),
 //   optional kernel_shape (checked against W), optional activation / activation_alpha /
 //   activation_beta (fused epilogue, see gemm.h).
-// Inputs X [N, C, *in], W [M, C/group, *k], optional B [M]; output [N, M, *out].
+// Inputs X [N, C, *in], W [M, C/group, *k], optional B [M], optional Z [N, M, *out] (a residual
+// added before the activation: Y = act(conv(X, W) + B + Z)); output [N, M, *out].
 //
 // Paths: depthwise 2-D (group == C == M) has a direct kernel; 1x1 / stride 1 / no padding is a
 // GEMM on X itself; everything else is im2col over chunks of output positions + GEMM, the chunks
@@ -50,9 +51,9 @@ class ConvKernel : public Kernel {
     for (size_t i = 0; i < a.in_dtypes.size(); ++i)
       if (a.in_dtypes[i] != DType::f32 && a.in_dtypes[i] != DType::unknown)
         throw KernelArgError("Conv: only float32");
-    if (a.in_shapes.size() < 2 || a.in_shapes.size() > 3 || a.out_shapes.size() != 1 ||
+    if (a.in_shapes.size() < 2 || a.in_shapes.size() > 4 || a.out_shapes.size() != 1 ||
         a.out_dtypes[0] != DType::f32)
-      throw KernelArgError("Conv takes X, W, optional B and one float32 output");
+      throw KernelArgError("Conv takes X, W, optional B, optional Z and one float32 output");
     const Shape& xs = a.in_shapes[0];
     const Shape& ws = a.in_shapes[1];
     if (xs.size() < 3 || ws.size() != xs.size())
@@ -96,7 +97,9 @@ class ConvKernel : public Kernel {
     epi_.act = activation_from_name(p.has("activation") ? p.get_str("activation") : "");
     epi_.act_alpha = static_cast<float>(p.get_float("activation_alpha", 0.0));
     epi_.act_beta = static_cast<float>(p.get_float("activation_beta", 0.0));
-    has_bias_ = a.in_shapes.size() == 3 && a.in_dtypes[2] != DType::unknown;
+    has_bias_ = a.in_shapes.size() >= 3 && a.in_dtypes[2] != DType::unknown;
+    has_z_ = a.in_shapes.size() == 4 && a.in_dtypes[3] != DType::unknown;
+    if (has_z_ && a.in_shapes[3] != expect) throw KernelArgError("Conv: Z must match Y");
     if (has_bias_ && a.in_shapes[2] != Shape{M_}) throw KernelArgError("Conv: B must be [M]");
     if (auto it = a.constants.find(2); has_bias_ && it != a.constants.end()) {
       const float* b = static_cast<const float*>(it->second.data);
@@ -127,8 +130,9 @@ class ConvKernel : public Kernel {
                         : const_bias_.empty() ? static_cast<const float*>(in[2])
                                               : const_bias_.data();
     float* Y = static_cast<float*>(out[0]);
+    const float* Z = has_z_ ? static_cast<const float*>(in[3]) : nullptr;
     if (N_ == 0 || M_ == 0 || S_ == 0) return;
-    if (depthwise_) return run_depthwise(X, W, bias, Y);
+    if (depthwise_) return run_depthwise(X, W, bias, Z, Y);
 
     // Work items: (image, group, chunk of output positions).
     const GemmGeometry geo = gemm_geometry();
@@ -170,11 +174,19 @@ class ConvKernel : public Kernel {
         b = col;
         ldb = jc;
       }
+      float beta = 0.f;
+      if (Z) {  // the residual enters as C with beta = 1, so the activation sees the sum
+        const float* z = Z + (n * M_ + g * Mg_) * S_ + j0;
+        if (z != y)
+          for (int64_t r = 0; r < Mg_; ++r)
+            std::memcpy(y + r * S_, z + r * S_, sizeof(float) * jc);
+        beta = 1.f;
+      }
       if (!packed_w_.empty())
-        sgemm(*packed_w_[g], false, Mg_, jc, kdim_, 1.f, b, ldb, 0.f, y, S_, epi);
+        sgemm(*packed_w_[g], false, Mg_, jc, kdim_, 1.f, b, ldb, beta, y, S_, epi);
       else
-        sgemm(false, false, Mg_, jc, kdim_, 1.f, W + g * Mg_ * kdim_, kdim_, b, ldb, 0.f, y, S_,
-              epi);
+        sgemm(false, false, Mg_, jc, kdim_, 1.f, W + g * Mg_ * kdim_, kdim_, b, ldb, beta, y,
+              S_, epi);
     };
     if (items >= threads && threads > 1) {
       parallel_for(items, 1, [&](int64_t b, int64_t e) {
@@ -247,7 +259,8 @@ class ConvKernel : public Kernel {
     }
   }
 
-  void run_depthwise(const float* X, const float* W, const float* bias, float* Y) const {
+  void run_depthwise(const float* X, const float* W, const float* bias, const float* Z,
+                     float* Y) const {
     const int64_t IH = in_[0], IW = in_[1], OH = out_[0], OW = out_[1];
     const int64_t KH = k_[0], KW = k_[1], sh = stride_[0], sw = stride_[1];
     const int64_t dh = dil_[0], dw = dil_[1], ph = pad_[0], pw = pad_[1];
@@ -259,10 +272,16 @@ class ConvKernel : public Kernel {
         const float* x = X + pl * S_in_;
         const float* w = W + c * ksize_;
         float* y = Y + pl * S_;
+        const float* z = Z ? Z + pl * S_ : nullptr;
         const float b0 = bias ? bias[c] : 0.f;
         for (int64_t oh = 0; oh < OH; ++oh) {
           float* o = y + oh * OW;
-          for (int64_t ow = 0; ow < OW; ++ow) o[ow] = b0;
+          if (z) {
+            const float* zr = z + oh * OW;
+            for (int64_t ow = 0; ow < OW; ++ow) o[ow] = b0 + zr[ow];
+          } else {
+            for (int64_t ow = 0; ow < OW; ++ow) o[ow] = b0;
+          }
           for (int64_t kh = 0; kh < KH; ++kh) {
             const int64_t ih = oh * sh - ph + kh * dh;
             if (ih < 0 || ih >= IH) continue;
@@ -290,7 +309,7 @@ class ConvKernel : public Kernel {
   int64_t group_ = 1, N_ = 0, C_ = 0, M_ = 0, Cg_ = 0, Mg_ = 0;
   Shape in_, out_, k_, stride_, dil_, pad_;
   int64_t S_in_ = 0, S_ = 0, ksize_ = 0, kdim_ = 0;
-  bool has_bias_ = false, depthwise_ = false, pointwise_ = false;
+  bool has_bias_ = false, has_z_ = false, depthwise_ = false, pointwise_ = false;
   Epilogue epi_;
   std::vector<float> const_bias_, const_w_;
   std::vector<std::unique_ptr<PackedA>> packed_w_;

@@ -252,6 +252,7 @@ template <int Op> std::unique_ptr<Kernel> make_binary(const KernelArgs& a) {
 }  // namespace
 
 FERRY_REGISTER_KERNEL("Relu", make_unary<kRelu>);
+FERRY_REGISTER_KERNEL("Silu", make_unary<kSilu>);
 FERRY_REGISTER_KERNEL("Sigmoid", make_unary<kSigmoid>);
 FERRY_REGISTER_KERNEL("Tanh", make_unary<kTanh>);
 FERRY_REGISTER_KERNEL("Exp", make_unary<kExp>);

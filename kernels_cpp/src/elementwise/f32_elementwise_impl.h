@@ -78,6 +78,7 @@ FERRY_UNARY(u_celu, vmax(C<V>(0.0f), v) +
 FERRY_UNARY(u_softsign, v / (C<V>(1.0f) + vabs(v)))
 // Mish: max relative error 5e-7 for x > -87.3; below, e^x (hence the result) flushes to 0.
 FERRY_UNARY(u_mish, v * tanh_(softplus_(v)))
+FERRY_UNARY(u_silu, v * sigmoid_(v))
 FERRY_UNARY(u_thresholded_relu, select(gt(v, C<V>(p.alpha)), v, C<V>(0.0f)))
 FERRY_UNARY(u_reciprocal, C<V>(1.0f) / v)
 FERRY_UNARY(u_floor, vfloor(v))
@@ -137,6 +138,7 @@ template <class V> Table make_table() {
   t.unary[kCeil] = u_ceil<V>;
   t.unary[kRound] = u_round<V>;
   t.unary[kSign] = u_sign<V>;
+  t.unary[kSilu] = u_silu<V>;
   t.binary[kAdd][kVV] = b_vv<V, OpAdd>;
   t.binary[kAdd][kVS] = b_vs<V, OpAdd>;
   t.binary[kAdd][kSV] = b_sv<V, OpAdd>;

@@ -13,7 +13,7 @@ namespace elementwise {
 enum UnaryOp : int {
   kRelu, kClip, kSigmoid, kTanh, kExp, kLog, kSqrt, kAbs, kNeg, kErf, kLeakyRelu,
   kHardSigmoid, kHardSwish, kElu, kSoftplus, kGeluErf, kGeluTanh, kSelu, kCelu, kSoftsign,
-  kMish, kThresholdedRelu, kReciprocal, kFloor, kCeil, kRound, kSign, kUnaryCount
+  kMish, kThresholdedRelu, kReciprocal, kFloor, kCeil, kRound, kSign, kSilu, kUnaryCount
 };
 
 // alpha/beta/gamma: the op's attributes (Clip: alpha = min, beta = max).

@@ -13,6 +13,7 @@
 
 #include "ferry/cpu_features.h"
 #include "ferry/gemm.h"
+#include "../elementwise/table.h"
 #include "ferry/kernel.h"
 #include "ferry/threadpool.h"
 #include "ukernel.h"
@@ -326,10 +327,19 @@ Activation activation_from_name(const std::string& name) {
   if (name == "sigmoid") return Activation::sigmoid;
   if (name == "tanh") return Activation::tanh;
   if (name == "hard_sigmoid") return Activation::hard_sigmoid;
+  if (name == "hard_swish") return Activation::hard_swish;
+  if (name == "gelu") return Activation::gelu;
+  if (name == "gelu_tanh") return Activation::gelu_tanh;
+  if (name == "silu") return Activation::silu;
   throw KernelArgError("unknown activation '" + name + "'");
 }
 
 void apply_activation(float* x, int64_t n, Activation act, float a, float b) {
+  namespace ew = elementwise;
+  // Transcendental activations reuse the vectorized elementwise loops of the active ISA
+  // (in place: each loop reads x[i] before writing y[i]).
+  auto table = [](int op) { return ew::table_for(active_isa()).unary[op]; };
+  ew::UnaryArgs args;
   switch (act) {
     case Activation::none: return;
     case Activation::relu:
@@ -341,15 +351,15 @@ void apply_activation(float* x, int64_t n, Activation act, float a, float b) {
     case Activation::leaky_relu:
       for (int64_t i = 0; i < n; ++i) x[i] = x[i] < 0.f ? a * x[i] : x[i];
       return;
-    case Activation::sigmoid:
-      for (int64_t i = 0; i < n; ++i) x[i] = 1.f / (1.f + std::exp(-x[i]));
-      return;
-    case Activation::tanh:
-      for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
-      return;
     case Activation::hard_sigmoid:
       for (int64_t i = 0; i < n; ++i) x[i] = std::max(0.f, std::min(1.f, a * x[i] + b));
       return;
+    case Activation::sigmoid: return table(ew::kSigmoid)(x, x, n, args);
+    case Activation::tanh: return table(ew::kTanh)(x, x, n, args);
+    case Activation::hard_swish: return table(ew::kHardSwish)(x, x, n, args);
+    case Activation::gelu: return table(ew::kGeluErf)(x, x, n, args);
+    case Activation::gelu_tanh: return table(ew::kGeluTanh)(x, x, n, args);
+    case Activation::silu: return table(ew::kSilu)(x, x, n, args);
   }
 }
 

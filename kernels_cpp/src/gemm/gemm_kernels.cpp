@@ -3,7 +3,8 @@
 // Gemm params: transA, transB (int), alpha, beta (float); optional activation (str, see
 // activation_from_name) with activation_alpha / activation_beta. Inputs A, B, optional C
 // (uni-directionally broadcastable to M x N). MatMul: numpy matmul semantics, including 1-D
-// operands and broadcast batch dimensions. A constant B is packed at make time.
+// operands and broadcast batch dimensions, an optional third input bias [N] added to every row
+// and the same optional activation. A constant B is packed at make time.
 #include <cstring>
 #include <vector>
 
@@ -136,8 +137,8 @@ class MatMulKernel : public Kernel {
  public:
   explicit MatMulKernel(const KernelArgs& a) {
     require_f32(a, "MatMul");
-    if (a.in_shapes.size() != 2 || a.out_shapes.size() != 1)
-      throw KernelArgError("MatMul takes two inputs and one output");
+    if (a.in_shapes.size() < 2 || a.in_shapes.size() > 3 || a.out_shapes.size() != 1)
+      throw KernelArgError("MatMul takes A, B, optional bias and one output");
     epi_ = activation_epilogue(a.params);
     Shape sa = a.in_shapes[0], sb = a.in_shapes[1];
     if (sa.empty() || sb.empty()) throw KernelArgError("MatMul: scalar operands");
@@ -162,6 +163,14 @@ class MatMulKernel : public Kernel {
     if (!a1) expect.push_back(M_);
     if (!b1) expect.push_back(N_);
     if (a.out_shapes[0] != expect) throw KernelArgError("MatMul: unexpected output shape");
+    has_bias_ = a.in_shapes.size() == 3 && a.in_dtypes[2] != DType::unknown;
+    if (has_bias_) {
+      if (b1 || numel(a.in_shapes[2]) != N_) throw KernelArgError("MatMul: bias must have N values");
+      if (auto c = a.constants.find(2); c != a.constants.end()) {
+        const float* bv = static_cast<const float*>(c->second.data);
+        const_bias_.assign(bv, bv + N_);
+      }
+    }
 
     const int64_t nbatch_b = numel(bb);
     if (nbatch_b == 1) {
@@ -205,14 +214,19 @@ class MatMulKernel : public Kernel {
     const float* B = static_cast<const float*>(in[1]);
     float* Y = static_cast<float*>(out[0]);
     const int64_t nb = static_cast<int64_t>(a_off_.size());
+    Epilogue epi = epi_;  // plus this run's bias
+    if (has_bias_) {
+      epi.bias_kind = Epilogue::Bias::per_col;
+      epi.bias = const_bias_.empty() ? static_cast<const float*>(in[2]) : const_bias_.data();
+    }
     auto one = [&](int64_t i) {
       const float* a = A + a_off_[i] * M_ * K_;
       float* y = Y + i * M_ * N_;
       if (!packed_b_.empty())
-        sgemm(false, M_, N_, K_, 1.f, a, K_, *packed_b_[b_idx_[i]], 0.f, y, N_, epi_);
+        sgemm(false, M_, N_, K_, 1.f, a, K_, *packed_b_[b_idx_[i]], 0.f, y, N_, epi);
       else
         sgemm(false, false, M_, N_, K_, 1.f, a, K_, B + b_idx_[i] * K_ * N_, N_, 0.f, y, N_,
-              epi_);
+              epi);
     };
     // Many small products (attention heads): one thread per product is cheaper than
     // splitting each product across threads.
@@ -228,6 +242,8 @@ class MatMulKernel : public Kernel {
  private:
   int64_t M_ = 0, N_ = 0, K_ = 0;
   Epilogue epi_;
+  bool has_bias_ = false;
+  std::vector<float> const_bias_;
   std::vector<int64_t> a_off_, b_idx_;  // per output batch: A matrix index, B matrix index
   std::vector<std::unique_ptr<PackedB>> packed_b_;
 };

@@ -233,3 +233,87 @@ def conv_transpose(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1,
                    strides=None):
     """N-D transposed convolution (gradient of Conv), NCHW, groups, strides, dilations, pads."""
     return _conv_transpose(x, w, b, locals())
+
+
+# --------------------------------------------------------------------------------------------
+# DeformConv (numpy only)
+
+
+def _sample_linear(xf, in_spatial, coords):
+    """N-linear interpolation of xf [n, G, Cg, prod(in_spatial)] at ``coords`` (one array per
+    spatial dim, each [n, G, L], in input pixel units); neighbours outside the input count as
+    zero. Returns [n, G, Cg, L]."""
+    nd = len(in_spatial)
+    base = [np.floor(c) for c in coords]
+    strides = [int(np.prod(in_spatial[j + 1:], dtype=np.int64)) for j in range(nd)]
+    out = None
+    for corner in itertools.product((0, 1), repeat=nd):
+        weight = np.ones(coords[0].shape, dtype=np.float64)
+        valid = np.ones(coords[0].shape, dtype=bool)
+        flat = np.zeros(coords[0].shape, dtype=np.int64)
+        for j in range(nd):
+            pos = base[j] + corner[j]
+            weight = weight * (1.0 - np.abs(coords[j] - pos))
+            valid &= (pos >= 0) & (pos < in_spatial[j])
+            flat += np.where(valid, pos, 0).astype(np.int64) * strides[j]
+        flat = np.where(valid, flat, 0)
+        weight = np.where(valid, weight, 0.0).astype(xf.dtype)
+        vals = np.take_along_axis(xf, flat[:, :, None, :], axis=3) * weight[:, :, None, :]
+        out = vals if out is None else out + vals
+    return out
+
+
+@register("DeformConv", since=19)
+def deform_conv(x, w, offset, b=None, mask=None, *, dilations=None, group=1,
+                kernel_shape=None, offset_group=1, pads=None, strides=None):
+    """Conv whose kernel taps sample X at their regular position plus a learned offset
+    (linear interpolation, zero outside X), each sample scaled by ``mask`` (default 1).
+
+    offset: [N, offset_group * prod(kernel) * nd, *out], per tap the nd coordinate offsets;
+    mask: [N, offset_group * prod(kernel), *out]. Input channels split into offset_group
+    consecutive blocks, each with its own offsets and mask.
+    """
+    x, w, offset = np.asarray(x), np.asarray(w), np.asarray(offset)
+    attrs = {"auto_pad": "NOTSET", "dilations": dilations, "group": group,
+             "kernel_shape": kernel_shape, "pads": pads, "strides": strides}
+    kernel, strides, dilations, pads, out, group = _resolve_conv(x.shape, w.shape, attrs)
+    nd = len(kernel)
+    n, c = x.shape[:2]
+    m = w.shape[0]
+    og = int(offset_group)
+    if og < 1 or c % og:
+        raise ValueError(f"DeformConv: {c} input channels do not split into "
+                         f"offset_group={og}")
+    ks = int(np.prod(kernel, dtype=np.int64))
+    s = int(np.prod(out, dtype=np.int64))
+    if offset.shape != (n, og * ks * nd, *out):
+        raise ValueError(f"DeformConv: offset shape {offset.shape}, expected "
+                         f"{(n, og * ks * nd, *out)}")
+    if mask is not None and np.shape(mask) != (n, og * ks, *out):
+        raise ValueError(f"DeformConv: mask shape {np.shape(mask)}, expected "
+                         f"{(n, og * ks, *out)}")
+    dt = x.dtype
+    ct = _compute_dtype(dt)
+    off = offset.astype(np.float64).reshape(n, og, ks, nd, s)
+    # Regular sampling position of tap k at output position o along dim j:
+    # o * stride - pad_begin + k * dilation.
+    grid = np.stack(np.meshgrid(*(np.arange(o) for o in out), indexing="ij"), 0)
+    grid = grid.reshape(nd, s)
+    taps = np.array(list(itertools.product(*(range(k) for k in kernel))),
+                    dtype=np.int64).reshape(ks, nd)
+    coords = []
+    for j in range(nd):
+        regular = (grid[j][None, :] * strides[j] - pads[j]
+                   + taps[:, j][:, None] * dilations[j]).astype(np.float64)   # ks, s
+        coords.append((regular[None, None] + off[:, :, :, j]).reshape(n, og, ks * s))
+    xf = x.astype(ct, copy=False).reshape(n, og, c // og, -1)
+    cols = _sample_linear(xf, list(x.shape[2:]), coords)         # n, og, c/og, ks * s
+    cols = cols.reshape(n, og, c // og, ks, s)
+    if mask is not None:
+        cols = cols * np.asarray(mask).astype(ct).reshape(n, og, 1, ks, s)
+    cols = cols.reshape(n, group, (c // group) * ks, s)
+    wg = w.astype(ct, copy=False).reshape(group, m // group, (c // group) * ks)
+    y = np.matmul(wg[None], cols).reshape(n, m, *out)
+    if b is not None:
+        y = y + np.asarray(b).astype(ct).reshape((1, m) + (1,) * nd)
+    return np.asarray(y).astype(dt, copy=False)

@@ -1,5 +1,5 @@
 """Indexing ops: GatherElements, GatherND, ScatterElements, ScatterND, Scatter, OneHot,
-NonZero, Compress, Unique, TopK, CumSum, Where.
+NonZero, Compress, Unique, TopK, CumSum, CumProd, Where, TensorScatter.
 
 Negative indices count from the end of their axis wherever the spec allows them; an index
 out of range raises IndexError (the spec leaves such models invalid).
@@ -281,3 +281,70 @@ def cumsum(x, axis, *, exclusive=0, reverse=0):
     if reverse:
         out = np.flip(out, axis=ax)
     return np.ascontiguousarray(out).astype(x.dtype, copy=False)
+
+
+@register("CumProd", since=26)
+def cumprod(x, axis, *, exclusive=0, reverse=0):
+    """Running product along ``axis``; ``exclusive`` starts from 1 and leaves out the current
+    element, ``reverse`` runs from the end."""
+    x = np.asarray(x)
+    ax = _axis(_scalar(axis, "CumProd axis"), x.ndim)
+    # float16/bfloat16 multiply in float32 and round once at the end.
+    work = x.astype(np.float32) if x.dtype in _LOW_FLOATS else x
+    if reverse:
+        work = np.flip(work, axis=ax)
+    out = np.cumprod(work, axis=ax, dtype=work.dtype)
+    if exclusive and out.shape[ax]:
+        ones = np.ones_like(np.take(out, [0], axis=ax))
+        out = np.concatenate([ones, np.take(out, np.arange(out.shape[ax] - 1), axis=ax)],
+                             axis=ax)
+    if reverse:
+        out = np.flip(out, axis=ax)
+    return np.ascontiguousarray(out).astype(x.dtype, copy=False)
+
+
+# --------------------------------------------------------------------------------------------
+# TensorScatter (KV-cache update)
+
+
+@register("TensorScatter", since=24)
+def tensor_scatter(past_cache, update, write_indices=None, *, axis=-2, mode="linear"):
+    """A copy of ``past_cache`` [batch, ..., max_seq (at ``axis``), ...] where, for each batch
+    entry b, ``update``'s ``seq`` slices along ``axis`` are written at positions
+    write_indices[b] + 0..seq-1 (modulo max_seq in "circular" mode); absent write_indices
+    means 0 for every batch entry."""
+    cache = np.asarray(past_cache)
+    update = np.asarray(update)
+    if mode not in ("linear", "circular"):
+        raise ValueError(f"TensorScatter: unknown mode '{mode}'")
+    if cache.ndim < 2 or update.ndim != cache.ndim:
+        raise ValueError(f"TensorScatter: past_cache {cache.shape} and update {update.shape} "
+                         "must have the same rank >= 2")
+    ax = _axis(axis, cache.ndim)
+    if ax == 0:
+        raise ValueError("TensorScatter: axis cannot be the batch axis 0")
+    for d in range(cache.ndim):
+        if d != ax and cache.shape[d] != update.shape[d] or d == ax and \
+                update.shape[d] > cache.shape[d]:
+            raise ValueError(f"TensorScatter: update {update.shape} does not fit past_cache "
+                             f"{cache.shape} along axis {ax}")
+    batch, max_seq, seq = cache.shape[0], cache.shape[ax], update.shape[ax]
+    if write_indices is None:
+        starts = np.zeros(batch, np.int64)
+    else:
+        starts = np.asarray(write_indices).astype(np.int64).reshape(-1)
+        if starts.shape != (batch,):
+            raise ValueError(f"TensorScatter: write_indices must have shape [{batch}], got "
+                             f"{np.shape(write_indices)}")
+    pos = starts[:, None] + np.arange(seq, dtype=np.int64)[None, :]     # [batch, seq]
+    if mode == "circular":
+        pos = pos % max_seq if max_seq else pos
+    elif np.any(starts < 0) or np.any(pos >= max_seq):
+        raise IndexError(f"TensorScatter: writes past the cache's {max_seq} positions "
+                         "(linear mode)")
+    out = cache.copy()
+    # Move the sequence axis next to the batch axis: [batch, seq, rest...].
+    out_v = np.moveaxis(out, ax, 1)
+    upd_v = np.moveaxis(update, ax, 1)
+    out_v[np.arange(batch)[:, None], pos] = upd_v
+    return out

@@ -137,3 +137,30 @@ def optional_get_element(x):
     if x is None:
         raise ValueError("OptionalGetElement of an empty optional")
     return (x,)
+
+
+@register("SequenceMap", since=17, dynamic_shape=True)
+def sequence_map(seq, *additional, body=None, _ctx=None):
+    """Runs ``body`` once per element of ``seq``: its i-th input is the i-th node input, taken
+    element by element when it is a sequence (all of the same length) and whole when it is a
+    tensor. Each body output is collected into one output sequence."""
+    if body is None:
+        raise ValueError("SequenceMap needs the 'body' attribute")
+    if _ctx is None or _ctx.run_subgraph is None:
+        raise RuntimeError("SequenceMap needs a context with run_subgraph")
+    seq = _check_sequence(seq)
+    inputs = [seq] + list(additional)
+    names = body.input_names
+    if len(names) != len(inputs):
+        raise ValueError(f"SequenceMap body takes {len(names)} inputs; the node has "
+                         f"{len(inputs)}")
+    for v in inputs:
+        if isinstance(v, list) and len(v) != len(seq):
+            raise ValueError(f"SequenceMap: sequences of lengths {len(seq)} and {len(v)}")
+    outputs: list[list] = [[] for _ in body.output_names]
+    for i in range(len(seq)):
+        feeds = {name: (v[i] if isinstance(v, list) else v) for name, v in zip(names, inputs)}
+        outs = _ctx.run_subgraph(body, feeds)
+        for k, value in enumerate(outs):
+            outputs[k].append(np.asarray(value))
+    return tuple(outputs)

@@ -9,6 +9,7 @@ Nested graphs (If/Loop/Scan bodies) are :class:`Graph` objects held in node attr
 from __future__ import annotations
 
 import itertools
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
@@ -371,12 +372,28 @@ def make_attribute(name: str, value: Any) -> AttributeProto:
 # Tensors
 
 
+_FAST_RAW_TYPES = {TensorProto.FLOAT: np.dtype("<f4"), TensorProto.DOUBLE: np.dtype("<f8"),
+                   TensorProto.INT64: np.dtype("<i8"), TensorProto.INT32: np.dtype("<i4"),
+                   TensorProto.INT8: np.dtype("i1"), TensorProto.UINT8: np.dtype("u1"),
+                   TensorProto.FLOAT16: np.dtype("<f2")} if sys.byteorder == "little" else {}
+
+
 def tensor_to_numpy(t: TensorProto, base_dir: str | None = None) -> np.ndarray:
     """TensorProto -> numpy, with ml_dtypes for bfloat16/float8/int4 and str for strings.
     External data must already be loaded (runtime.model does it, confined to the model's
     folder)."""
     if t.data_location == TensorProto.EXTERNAL:
         raise InvalidGraph(f"tensor '{t.name}' uses external data that was not loaded")
+    fast = _FAST_RAW_TYPES.get(t.data_type)
+    if fast is not None and t.raw_data:
+        # Plain little-endian numbers: a view of the bytes (one copy out of protobuf, none
+        # after), read-only like every constant.
+        raw = t.raw_data
+        dims = tuple(int(d) for d in t.dims)
+        if len(raw) != int(np.prod(dims, dtype=np.int64)) * fast.itemsize:
+            raise InvalidGraph(f"tensor '{t.name}' has {len(raw)} bytes of raw data; its shape "
+                               f"{list(dims)} needs {int(np.prod(dims)) * fast.itemsize}")
+        return np.frombuffer(raw, dtype=fast).reshape(dims)
     try:
         arr = numpy_helper.to_array(t)
     except Exception as exc:  # malformed raw_data length, unknown type...

@@ -7,6 +7,7 @@ folder (no absolute paths, no ``..``, no symlink that leads out).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -163,6 +164,8 @@ def _check_inline_tensors(model: onnx.ModelProto, limit: int) -> None:
         if expected > limit:
             raise UnsafeModel(f"tensor '{t.name}' declares {expected} bytes, over the memory "
                               f"limit of {limit} bytes")
+        if expected > _SKELETON_MIN_BYTES:
+            continue  # checked where it is decoded (ir.tensor_to_numpy): no copy here
         if t.HasField("raw_data") or t.raw_data:
             if len(t.raw_data) != expected:
                 raise InvalidGraph(f"tensor '{t.name}' has {len(t.raw_data)} bytes of raw data; "
@@ -212,9 +215,13 @@ def load_model(model, *, external_data_dir: str | None = None,
     _load_external_data(proto, base_dir, memory_limit)
     _check_inline_tensors(proto, memory_limit)
 
+    # The checker and shape inference serialize the model they get; on a skeleton without the
+    # big weights (each replaced by an input of the same type and shape, what inference needs)
+    # that is fast and stays under protobuf's 2 GB limit. Weights were checked above.
+    skeleton, weights = _skeleton(proto)
     if check:
         try:
-            onnx.checker.check_model(proto)
+            onnx.checker.check_model(skeleton)
         except onnx.checker.ValidationError as exc:
             msg = str(exc).strip().splitlines()
             text = " ".join(msg[:3])
@@ -224,21 +231,125 @@ def load_model(model, *, external_data_dir: str | None = None,
         except Exception as exc:  # the checker's C++ side can raise other types on garbage
             raise InvalidGraph(f"the model fails onnx.checker: {exc}") from None
 
-    if proto.functions:
+    _check_declared_dims(skeleton.graph)
+    _check_attribute_types(skeleton.graph, opsets)
+
+    if skeleton.functions:
         # Model-local functions become plain nodes, so every pass and provider sees real ops.
         try:
-            proto = onnx.inliner.inline_local_functions(proto)
+            skeleton = onnx.inliner.inline_local_functions(skeleton)
         except Exception as exc:
             raise InvalidGraph(f"the model's local functions cannot be inlined: {exc}") from None
 
-    inferred = proto
+    inferred = skeleton
     try:
-        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
     except Exception:
         # Shape inference is a help, not a requirement: custom ops or odd models may defeat it.
-        inferred = proto
+        inferred = skeleton
 
-    functions = {(f.domain, f.name): f for f in proto.functions}
     graph = ir.graph_from_onnx(inferred.graph, opsets=opsets, base_dir=base_dir)
+    placeholders = {t.name for t in weights} - {vi.name for vi in proto.graph.input}
+    graph.inputs = [v for v in graph.inputs if v.name not in placeholders]
+    for t in weights:
+        if t.name in graph.initializers:
+            raise InvalidGraph(f"initializer '{t.name}' is defined twice")
+        graph.initializers[t.name] = ir.tensor_to_numpy(t, base_dir)
+    functions = {(f.domain, f.name): f for f in proto.functions}
     return LoadedModel(proto=proto, graph=graph, path=path, base_dir=base_dir, opsets=opsets,
                        functions=functions)
+
+
+def _graphs(graph: onnx.GraphProto):
+    """``graph`` and every graph nested in its nodes' attributes."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _graphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _graphs(g)
+
+
+def _check_declared_dims(graph: onnx.GraphProto) -> None:
+    """Negative declared dimensions are refused (onnxruntime does too); onnx's shape inference
+    would otherwise abort the whole process on some of them."""
+    def dims_of(tp: onnx.TypeProto):
+        which = tp.WhichOneof("value")
+        if which in ("tensor_type", "sparse_tensor_type"):
+            tt = getattr(tp, which)
+            if tt.HasField("shape"):
+                yield from tt.shape.dim
+        elif which == "sequence_type":
+            yield from dims_of(tp.sequence_type.elem_type)
+        elif which == "optional_type":
+            yield from dims_of(tp.optional_type.elem_type)
+
+    for g in _graphs(graph):
+        for vi in itertools.chain(g.input, g.output, g.value_info):
+            for d in dims_of(vi.type):
+                if d.HasField("dim_value") and d.dim_value < 0:
+                    raise InvalidGraph(f"value '{vi.name}' declares a negative dimension "
+                                       f"({d.dim_value})")
+
+
+_SKELETON_MIN_BYTES = 4096
+
+
+def _skeleton(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, list[TensorProto]]:
+    """``proto`` without its big top-level initializers (returned apart), each declared as a
+    graph input of its type and shape instead. Small ones stay: shape inference reads their
+    values (Reshape targets, Slice bounds...)."""
+    skel = onnx.ModelProto()
+    for f in ("ir_version", "producer_name", "producer_version", "domain", "model_version",
+              "doc_string"):
+        setattr(skel, f, getattr(proto, f))
+    skel.opset_import.extend(proto.opset_import)
+    skel.metadata_props.extend(proto.metadata_props)
+    skel.functions.extend(proto.functions)
+    src, g = proto.graph, skel.graph
+    g.name, g.doc_string = src.name, src.doc_string
+    g.node.extend(src.node)
+    g.input.extend(src.input)
+    g.output.extend(src.output)
+    g.value_info.extend(src.value_info)
+    g.sparse_initializer.extend(src.sparse_initializer)
+    declared = {vi.name for vi in src.input}
+    weights = []
+    for t in src.initializer:
+        size = _expected_nbytes(t)
+        if size is not None and size > _SKELETON_MIN_BYTES and t.data_type != TensorProto.STRING:
+            weights.append(t)
+            if t.name not in declared:
+                g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims))
+        else:
+            g.initializer.append(t)
+    return skel, weights
+
+
+_ATTR_TYPE_NAMES = {v: k for k, v in onnx.AttributeProto.AttributeType.items()}
+
+
+def _check_attribute_types(graph: onnx.GraphProto, opsets: dict[str, int]) -> None:
+    """Each attribute of a standard op has the type its schema declares (onnxruntime refuses
+    the model otherwise; running it with a guessed value would be wrong)."""
+    for g in _graphs(graph):
+        for node in g.node:
+            domain = "" if node.domain in ("", "ai.onnx") else node.domain
+            if domain not in ("", "ai.onnx.ml") or domain not in opsets:
+                continue
+            try:
+                schema = onnx.defs.get_schema(node.op_type, opsets[domain], domain)
+            except Exception:
+                continue  # unknown op: reported by the partitioner, naming the node
+            for attr in node.attribute:
+                spec = schema.attributes.get(attr.name)
+                if spec is None or attr.ref_attr_name:
+                    continue
+                if attr.type != onnx.AttributeProto.UNDEFINED and \
+                        int(attr.type) != int(spec.type):
+                    raise InvalidGraph(
+                        f"node '{node.name or node.op_type}' ({node.op_type}): attribute "
+                        f"'{attr.name}' must be {_ATTR_TYPE_NAMES.get(int(spec.type))}, got "
+                        f"{_ATTR_TYPE_NAMES.get(int(attr.type))}")

@@ -366,8 +366,8 @@ class InferenceSession:
                     raise InvalidArgument(
                         f"input '{info.name}': dimension {axis} must be {want} (expected shape "
                         f"{shape}), got {_describe_value(value)}")
-        if not value.flags.c_contiguous:
-            value = np.require(value, requirements="C")
+        if not (value.flags.c_contiguous and value.flags.aligned):
+            value = np.require(value, requirements="CA")  # a copy: the caller's array untouched
         return value
 
     # ---- misc ----------------------------------------------------------------------------

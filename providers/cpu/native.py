@@ -52,8 +52,10 @@ def unavailable_reason() -> str:
 
 
 def contiguous(v: np.ndarray) -> np.ndarray:
-    """``v`` as a C-contiguous array of the same shape (np.ascontiguousarray turns 0-d into 1-d)."""
-    return v if v.flags.c_contiguous else np.ascontiguousarray(v)
+    """``v`` as an aligned C-contiguous array of the same shape."""
+    if v.flags.c_contiguous and v.flags.aligned:
+        return v
+    return np.require(v, requirements="CA")  # keeps 0-d arrays 0-d
 
 
 def _dtype_name(dt: Any) -> str | None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from providers.base import CompileContext, CompiledPartition
 from providers.cpu import native, opset
+from providers.cpu.size_prediction import predicted_output_bytes
 from runtime import ir, memory
 from runtime.executor import RunState as _RunState
 from runtime import errors
@@ -114,6 +115,9 @@ class CpuPartition(CompiledPartition):
                         and all(n in env for n in names))
             if foldable:
                 ins = [env[n] if n else None for n in node.inputs]
+                if self._predicted_bytes(node, ins, at) > self._memory_limit:
+                    foldable = False  # run time refuses it, naming the node
+            if foldable:
                 try:
                     with np.errstate(all="ignore"):
                         outs = impl.call(ins, at, None)
@@ -156,6 +160,21 @@ class CpuPartition(CompiledPartition):
             with self._lock:
                 part = self._subgraph_parts.setdefault(id(graph), part)
         return part
+
+    @staticmethod
+    def _predicted_bytes(node, ins, attrs) -> int:
+        if node.domain not in ("", "ai.onnx"):
+            return 0
+        return predicted_output_bytes(node.op_type, ins, attrs) or 0
+
+    def check_predicted_size(self, node, ins, attrs) -> None:
+        """Refuse, before allocating, an output whose size the input values make too big."""
+        nbytes = self._predicted_bytes(node, ins, attrs)
+        if nbytes > self._memory_limit:
+            raise MemoryLimitExceeded(
+                f"node {node.display} would allocate {nbytes} bytes for its output, over the "
+                f"session's memory limit of {self._memory_limit} "
+                "(SessionOptions.memory_limit_bytes)")
 
     def _check_size(self, node, shape, dtype) -> None:
         n = 1
@@ -343,6 +362,7 @@ class _Program:
 
     def _run_node(self, index, node, impl, attrs, ins, env, run_state):
         part = self.part
+        part.check_predicted_size(node, ins, attrs)
         if part.use_native and impl.native is not None and all(
                 v is None or isinstance(v, np.ndarray) for v in ins):
             is_const = tuple(self._is_constant(n, v) for n, v in zip(node.inputs, ins))
@@ -532,8 +552,9 @@ _MAY_YIELD_NONE = {"Optional", "OptionalGetElement", "If", "Loop", "Identity", "
 
 
 def _contig(v: np.ndarray) -> np.ndarray:
-    """C-contiguous without turning a 0-d array into shape (1,) as ascontiguousarray does."""
-    return v if v.flags.c_contiguous else np.require(v, requirements="C")
+    """C-contiguous and aligned (what the kernels read), without turning a 0-d array into
+    shape (1,) as ascontiguousarray does."""
+    return v if v.flags.c_contiguous and v.flags.aligned else np.require(v, requirements="CA")
 
 
 def _describe(v: Any) -> str:

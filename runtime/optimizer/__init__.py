@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 
 from runtime import ir
+from runtime.errors import FerryError, InvalidGraph
 from runtime.optimizer.activation_patterns import (fuse_gelu, fuse_hard_swish, fuse_layer_norm,
                                                    fuse_silu)
 from runtime.optimizer.cleanup import merge_reshape_chains, remove_noop_casts
@@ -58,7 +59,15 @@ def _run(passes, graph: ir.Graph, report: OptimizationReport) -> None:
     for _ in range(_MAX_ROUNDS):
         changed = False
         for p in passes:
-            if p(graph):
+            try:
+                fired = p(graph)
+            except FerryError:
+                raise
+            except Exception as exc:  # a pass must never turn a model into a crash
+                raise InvalidGraph(f"graph optimization '{p.__name__}' failed on this model: "
+                                   f"{type(exc).__name__}: {exc} (set graph_optimization_level "
+                                   "to ORT_DISABLE_ALL to run it unoptimized)") from exc
+            if fired:
                 report.applied[p.__name__] = report.applied.get(p.__name__, 0) + 1
                 changed = True
         if not changed:

@@ -5,8 +5,8 @@ become initializers too.
 Caps keep folding from blowing up memory or the saved file: an output is folded only when it
 is at most FOLD_MAX_BYTES, and each call may grow the graph's constants by at most
 FOLD_GROWTH_BYTES beyond what the folded nodes read. Ops whose output size follows from input
-values (ConstantOfShape, Expand, Tile, Range) have that size computed before anything is
-allocated; the other expanding ops (Pad, Resize, OneHot...) are never folded."""
+values (ConstantOfShape, Expand, Tile, Range, Pad, Resize, OneHot) have that size computed
+before anything is allocated (providers/cpu/size_prediction.py)."""
 
 from __future__ import annotations
 
@@ -25,27 +25,8 @@ FOLD_GROWTH_BYTES = 256 << 20
 # Ops never folded: their value is per run, folding them gains nothing, or their output size
 # is not cheaply known before running them.
 _NEVER_FOLD = NONDETERMINISTIC_OPS | {
-    "If", "Loop", "Scan", "SequenceMap", "Optional", "Pad", "Resize", "Upsample", "OneHot",
-    "CenterCropPad", "Col2Im", "STFT", "DFT", "MelWeightMatrix"}
-
-
-def _predicted_bytes(node: ir.Node, ins: list) -> int | None:
-    """Output size of the ops whose size follows from input values, before running them."""
-    op = node.op_type
-    try:
-        if op == "ConstantOfShape":
-            return int(np.prod(ins[0].astype(np.float64))) * 8
-        if op == "Expand":
-            shape = np.broadcast_shapes(ins[0].shape, tuple(int(d) for d in ins[1]))
-            return int(np.prod(shape, dtype=np.float64)) * ins[0].itemsize
-        if op == "Tile":
-            return int(ins[0].size * np.prod(ins[1].astype(np.float64))) * ins[0].itemsize
-        if op == "Range":
-            start, limit, delta = (float(v) for v in ins)
-            return int(max(np.ceil((limit - start) / delta), 0)) * ins[0].itemsize
-    except (ValueError, TypeError, OverflowError, ZeroDivisionError):
-        return 1 << 62  # malformed: leave the node for run time, which reports it
-    return None
+    "If", "Loop", "Scan", "SequenceMap", "Optional", "CenterCropPad", "Col2Im", "STFT", "DFT",
+    "MelWeightMatrix"}
 
 
 def _impl(graph: ir.Graph, node: ir.Node):
@@ -56,6 +37,7 @@ def _impl(graph: ir.Graph, node: ir.Node):
 
 def fold_constants(graph: ir.Graph) -> bool:
     from providers.cpu import opset
+    from providers.cpu.size_prediction import predicted_output_bytes
 
     view = GraphView(graph)
     changed = False
@@ -76,7 +58,8 @@ def fold_constants(graph: ir.Graph) -> bool:
             continue
         ins = [view.const(i) if i else None for i in node.inputs]
         read = sum(v.nbytes for v in ins if v is not None)
-        predicted = _predicted_bytes(node, ins)
+        predicted = predicted_output_bytes(node.op_type, ins, impl.attrs_with_defaults(
+            node.attrs)) if node.domain in ("", "ai.onnx") else None
         if predicted is not None and (predicted > FOLD_MAX_BYTES or
                                       predicted - read > growth_left):
             kept.append(node)

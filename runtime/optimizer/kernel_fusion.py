@@ -87,9 +87,12 @@ def fuse_conv(graph: ir.Graph) -> bool:
         if (is_op(nxt, "Add") or is_op(nxt, "Sum") and len(nxt.inputs) == 2) and \
                 view.alive(nxt):
             other = [i for i in nxt.inputs if i != out]
-            shape = view.static_shape(out)
-            if len(other) == 1 and shape is not None and view.static_shape(other[0]) == shape \
-                    and view.elem_type(other[0]) == _F32:
+            # The kernel adds Z when it has the output's exact shape; any other (broadcast)
+            # shape takes FusedConv's numpy path, which broadcasts like Add. Same rank needed
+            # so that the usual case (a residual) is the likely one.
+            shape, zshape = view.shape(out), view.shape(other[0]) if len(other) == 1 else None
+            if len(other) == 1 and shape is not None and zshape is not None and \
+                    len(shape) == len(zshape) and view.elem_type(other[0]) == _F32:
                 z = other[0]
                 matched.append(nxt)
                 out = nxt.outputs[0]

@@ -125,8 +125,16 @@ def _pow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             out = np.trunc(np.power(x.astype(np.float64), y.astype(np.float64)))
     else:
         ct = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
+        xc, yc = x.astype(ct), y.astype(ct)
         with np.errstate(all="ignore"):
-            out = np.power(x.astype(ct), y.astype(ct))
+            out = np.power(xc, yc)
+            # C's pow (IEEE 754, what onnxruntime computes): (-inf)^y is +inf for y > 0 and +0
+            # for y < 0 unless y is an odd integer; numpy gives NaN for non-integer y.
+            neg_inf = np.isneginf(xc)
+            if neg_inf.any():
+                odd = (yc == np.floor(yc)) & (np.fmod(yc, 2) != 0)
+                out = np.where(neg_inf & ~odd & ~np.isnan(yc),
+                               np.where(yc > 0, np.inf, 0.0).astype(ct), out)
     return np.asarray(out).astype(dtype)
 
 

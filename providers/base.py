@@ -115,6 +115,15 @@ class CompiledPartition:
         """Provider-specific facts about this partition (kernels used, memory plan...)."""
         return {}
 
+    def memory_stats(self) -> dict[str, int]:
+        """Bytes this partition holds: ``planned_bytes``, ``reserved_bytes``, ``peak_bytes``
+        (providers without an arena of their own report nothing)."""
+        return {}
+
+    def release_memory(self) -> int:
+        """Give back memory held between runs (arenas, pools); returns the bytes freed."""
+        return 0
+
 
 class ExecutionProvider:
     """Base class of every execution provider."""

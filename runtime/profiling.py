@@ -55,6 +55,37 @@ class Profiler:
             "input_type_shape": _type_shape(inputs),
             "output_type_shape": _type_shape(outputs)})
 
+    def summary(self, boundary_copies: int = 0, peak_bytes: int = 0) -> dict[str, Any]:
+        """Per op type and per provider: total microseconds, calls, share of node time."""
+        with self._lock:
+            nodes = [e for e in self.events if e["cat"] == "Node"]
+            runs = sum(1 for e in self.events if e["name"] == "model_run")
+        total = sum(e["dur"] for e in nodes) or 1.0
+
+        def table(key: str) -> list[dict[str, Any]]:
+            acc: dict[str, list[float]] = {}
+            for e in nodes:
+                k = e["args"].get(key, "?")
+                a = acc.setdefault(k, [0.0, 0])
+                a[0] += e["dur"]
+                a[1] += 1
+            rows = [{"name": k, "total_us": round(v[0], 1), "calls": v[1],
+                     "share": round(v[0] / total, 4)} for k, v in acc.items()]
+            return sorted(rows, key=lambda r: -r["total_us"])
+
+        by_op, by_provider = table("op_name"), table("provider")
+        lines = [f"{'op type':<28}{'total ms':>10}{'calls':>8}{'share':>8}"]
+        lines += [f"{r['name']:<28}{r['total_us'] / 1000:>10.2f}{r['calls']:>8}"
+                  f"{r['share']:>8.1%}" for r in by_op]
+        lines += ["", f"{'provider':<28}{'total ms':>10}{'calls':>8}{'share':>8}"]
+        lines += [f"{r['name']:<28}{r['total_us'] / 1000:>10.2f}{r['calls']:>8}"
+                  f"{r['share']:>8.1%}" for r in by_provider]
+        lines += ["", f"runs {runs}, boundary copies per run {boundary_copies}, "
+                      f"peak arena bytes {peak_bytes}"]
+        return {"runs": runs, "by_op": by_op, "by_provider": by_provider,
+                "boundary_copies": boundary_copies, "peak_bytes": peak_bytes,
+                "table": "\n".join(lines)}
+
     def write(self) -> str:
         with self._lock:
             data = list(self.events)

@@ -282,6 +282,75 @@ class InferenceSession:
             raise InvalidArgument("the IOBinding belongs to another session")
         iobinding._run(run_options)
 
+    # ---- memory and warm-up ----------------------------------------------------------------
+    def memory_stats(self) -> dict[str, Any]:
+        """Memory the session holds for running, per provider and in total:
+        ``planned_bytes`` (arena sizes of the compiled plans), ``reserved_bytes`` (arenas
+        allocated now, idle or in use) and ``peak_bytes`` (the most reserved at once, which
+        grows with concurrent runs). Weights are not counted (see ``weights_bytes``)."""
+        per: dict[str, dict[str, int]] = {}
+        for part in self._partitioning.partitions:
+            stats = part.compiled.memory_stats() or {}
+            acc = per.setdefault(part.provider.name, {"planned_bytes": 0, "reserved_bytes": 0,
+                                                       "peak_bytes": 0})
+            for k in acc:
+                acc[k] += int(stats.get(k, 0))
+        total = {k: sum(p[k] for p in per.values()) for k in ("planned_bytes",
+                                                              "reserved_bytes", "peak_bytes")}
+        weights = sum(v.nbytes for v in self._graph.initializers.values()
+                      if isinstance(v, np.ndarray))
+        return {"providers": per, **total, "weights_bytes": int(weights)}
+
+    def release_memory(self) -> int:
+        """Return idle arenas and pools to the system without closing the session (runs in
+        flight keep theirs; the next run allocates again). Returns the bytes freed."""
+        return sum(int(part.compiled.release_memory() or 0)
+                   for part in self._partitioning.partitions)
+
+    def warmup(self, input_feed: dict[str, Any] | None = None,
+               dims: dict[str, int] | None = None, runs: int = 2) -> dict[str, Any]:
+        """Do the compile and planning work ahead of the first real request: runs the model
+        ``runs`` times on ``input_feed`` or, by default, on zeros shaped by the declared
+        inputs (symbolic dimensions from ``dims``, else 1). Returns each run's seconds."""
+        if input_feed is None:
+            dims = dict(dims or {})
+            input_feed = {}
+            for arg in self._inputs:
+                info = self._input_info[arg.name]
+                if info.kind != "tensor" or info.shape is None:
+                    raise InvalidArgument(
+                        f"warmup cannot make a value for input '{arg.name}' ({arg.type}); pass "
+                        "input_feed")
+                shape = []
+                for d in info.shape:
+                    if isinstance(d, int):
+                        shape.append(d)
+                    elif isinstance(d, str) and d in dims:
+                        shape.append(int(dims[d]))
+                    else:
+                        shape.append(1)
+                dtype = info.dtype or np.dtype(np.float32)
+                input_feed[arg.name] = np.zeros(shape, dtype) if dtype != object else \
+                    np.full(shape, "", dtype=object)
+        import time
+
+        times = []
+        for _ in range(max(1, int(runs))):
+            t0 = time.perf_counter()
+            self.run(None, input_feed)
+            times.append(time.perf_counter() - t0)
+        return {"run_seconds": times, "first_run_s": times[0],
+                "steady_run_s": times[-1], "memory": self.memory_stats()}
+
+    def profiling_summary(self) -> dict[str, Any]:
+        """Totals of the profile so far (``enable_profiling``): per op type and per provider
+        (microseconds, calls, share of node time), boundary copies, and peak memory; ``table``
+        holds the same as aligned text."""
+        if self._profiler is None:
+            raise InvalidArgument("profiling is off: set SessionOptions.enable_profiling = True")
+        return self._profiler.summary(boundary_copies=self._partitioning.boundary_copies,
+                                      peak_bytes=self.memory_stats()["peak_bytes"])
+
     def end_profiling(self) -> str:
         """Write the profile (Chrome trace JSON) and return its path; '' if not profiling."""
         if self._profiler is None:

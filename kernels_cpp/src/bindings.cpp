@@ -382,6 +382,14 @@ class PyPlan {
 
   size_t num_steps() const { return plan_->num_steps(); }
   size_t arena_bytes() const { return requested_arena_; }
+  py::dict arena_stats() const {
+    py::dict d;
+    d["pooled"] = plan_->pooled_arenas();
+    d["leased"] = plan_->leased_arenas();
+    d["peak"] = plan_->peak_arenas();
+    return d;
+  }
+  size_t trim() const { return plan_->trim(); }
 
  private:
   PlanValue parse_value(size_t i, py::handle h) {
@@ -633,5 +641,8 @@ PYBIND11_MODULE(ferry_kernels, m) {
       .def("run", &PyPlan::run, py::arg("inputs"), py::arg("outputs"),
            "Run every step (GIL released; callbacks take it). Safe from several threads.")
       .def_property_readonly("num_steps", &PyPlan::num_steps)
-      .def_property_readonly("arena_bytes", &PyPlan::arena_bytes);
+      .def_property_readonly("arena_bytes", &PyPlan::arena_bytes)
+      .def("arena_stats", &PyPlan::arena_stats,
+           "Arenas pooled for reuse, leased by running calls, and the most leased at once.")
+      .def("trim", &PyPlan::trim, "Free the pooled (idle) arenas; returns the bytes freed.");
 }

@@ -1,6 +1,7 @@
 // The plan loop. Per step it costs one pointer gather and one virtual call.
 #include "ferry/plan.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -59,6 +60,7 @@ Plan::~Plan() {
 void* Plan::acquire_arena() const {
   {
     std::lock_guard<std::mutex> lk(pool_mu_);
+    peak_ = std::max(peak_, ++leased_);
     if (!pool_.empty()) {
       void* p = pool_.back();
       pool_.pop_back();
@@ -66,13 +68,43 @@ void* Plan::acquire_arena() const {
     }
   }
   void* p = std::aligned_alloc(kAlign, round_up(arena_bytes_ == 0 ? 1 : arena_bytes_));
-  if (!p) throw std::bad_alloc();
+  if (!p) {
+    std::lock_guard<std::mutex> lk(pool_mu_);
+    --leased_;
+    throw std::bad_alloc();
+  }
   return p;
 }
 
 void Plan::release_arena(void* p) const {
   std::lock_guard<std::mutex> lk(pool_mu_);
+  --leased_;
   pool_.push_back(p);
+}
+
+size_t Plan::pooled_arenas() const {
+  std::lock_guard<std::mutex> lk(pool_mu_);
+  return pool_.size();
+}
+
+size_t Plan::leased_arenas() const {
+  std::lock_guard<std::mutex> lk(pool_mu_);
+  return leased_;
+}
+
+size_t Plan::peak_arenas() const {
+  std::lock_guard<std::mutex> lk(pool_mu_);
+  return peak_;
+}
+
+size_t Plan::trim() const {
+  std::vector<void*> idle;
+  {
+    std::lock_guard<std::mutex> lk(pool_mu_);
+    idle.swap(pool_);
+  }
+  for (void* p : idle) std::free(p);
+  return idle.size() * round_up(arena_bytes_ == 0 ? 1 : arena_bytes_);
 }
 
 void Plan::run(const void* const* inputs, size_t n_inputs, void* const* outputs,

@@ -186,6 +186,18 @@ class CpuPartition(CompiledPartition):
                 f"node {node.display} would allocate {nbytes} bytes for an output of shape "
                 f"{list(shape)}, over the session's memory limit of {self._memory_limit}")
 
+    def memory_stats(self) -> dict[str, int]:
+        programs = [self.folded] + ([self.full] if self.full is not self.folded else [])
+        total: dict[str, int] = {}
+        for prog in programs:
+            for k, v in prog.memory_stats().items():
+                total[k] = total.get(k, 0) + v
+        return total
+
+    def release_memory(self) -> int:
+        programs = [self.folded] + ([self.full] if self.full is not self.folded else [])
+        return sum(p.release_memory() for p in programs)
+
     def explain(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "nodes": len(self.full.nodes),
@@ -530,6 +542,27 @@ class _Program:
 
         callback.__name__ = f"{node.op_type}_{node.name}"
         return callback
+
+    def memory_stats(self) -> dict[str, int]:
+        """Bytes planned (arena sizes of the compiled plans), reserved (arenas allocated: pooled
+        for reuse or in use) and the peak reserved (most arenas leased at once)."""
+        with self._lock:
+            entries = list(self._plans.values())
+        planned = reserved = peak = 0
+        for e in entries:
+            st = e.plan.arena_stats()
+            size = int(e.plan.arena_bytes)
+            planned += size
+            reserved += size * (int(st["pooled"]) + int(st["leased"]))
+            peak += size * int(st["peak"])
+        return {"planned_bytes": planned, "reserved_bytes": reserved, "peak_bytes": peak,
+                "plans": len(entries)}
+
+    def release_memory(self) -> int:
+        """Free the idle arenas (runs in flight keep theirs); returns the bytes freed."""
+        with self._lock:
+            entries = list(self._plans.values())
+        return sum(int(e.plan.trim()) for e in entries)
 
     def explain_plans(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -41,6 +41,12 @@ class Plan {
            void* run_context = nullptr) const;
 
   size_t arena_bytes() const { return arena_bytes_; }
+  // Arenas kept for reuse, leased now, and the most leased at once (concurrent runs).
+  size_t pooled_arenas() const;
+  size_t leased_arenas() const;
+  size_t peak_arenas() const;
+  // Frees the pooled (idle) arenas; returns the bytes given back. Safe during runs.
+  size_t trim() const;
   size_t num_steps() const { return steps_.size(); }
   const std::vector<PlanValue>& values() const { return values_; }
   // The value whose memory `id` uses (itself unless it is an alias).
@@ -57,6 +63,7 @@ class Plan {
   size_t max_args_ = 0;
   mutable std::mutex pool_mu_;
   mutable std::vector<void*> pool_;
+  mutable size_t leased_ = 0, peak_ = 0;
 };
 
 }  // namespace ferry

@@ -22,8 +22,14 @@ from typing import Any
 import numpy as np
 
 from runtime.errors import InvalidArgument
-from runtime.tensor import (Tensor, _cuda_backend, _parse_device, is_device_value,
-                            to_host_value, unwrap_feed)
+from runtime.tensor import (
+    Tensor,
+    _cuda_backend,
+    _parse_device,
+    is_device_value,
+    to_host_value,
+    unwrap_feed,
+)
 
 
 @dataclass

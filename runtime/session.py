@@ -243,6 +243,9 @@ class InferenceSession:
             "nodes": self._partitioning.explain(),
             "partitions": parts,
             "boundary_copies": self._partitioning.boundary_copies,
+            # Host/device transfers counted by providers with a device (running totals).
+            "transfers": {p.name: p.transfer_stats() for p in self._providers
+                          if hasattr(p, "transfer_stats")},
             "memory": {
                 "planned_arena_bytes": sum(p["arena_bytes"] for p in plans),
                 "naive_bytes": sum(p["naive_bytes"] for p in plans),

@@ -47,7 +47,7 @@ def _cuda_backend(device_id: int):
 class Tensor:
     """A tensor on a device, as onnxruntime's OrtValue (the subset ferry implements)."""
 
-    __slots__ = ("_value", "_device", "_device_id")
+    __slots__ = ("_device", "_device_id", "_value")
 
     def __init__(self, value: Any, device_type: str = "cpu", device_id: int = 0):
         """Wrap an array that already lives on ``device_type`` (no copy). Prefer the
@@ -58,7 +58,7 @@ class Tensor:
     # ---- constructors ----------------------------------------------------------------------
     @classmethod
     def ortvalue_from_numpy(cls, array, device_type: str = "cpu", device_id: int = 0
-                            ) -> "Tensor":
+                            ) -> Tensor:
         """A tensor holding ``array``: on the CPU it shares memory with a C-contiguous numpy
         array (as ORT); on cuda the data is copied to the device."""
         dev, idx = _parse_device(device_type, device_id)
@@ -72,7 +72,7 @@ class Tensor:
 
     @classmethod
     def ortvalue_from_shape_and_type(cls, shape, element_type=np.float32,
-                                     device_type: str = "cpu", device_id: int = 0) -> "Tensor":
+                                     device_type: str = "cpu", device_id: int = 0) -> Tensor:
         """An uninitialized tensor (for preallocated outputs)."""
         dev, idx = _parse_device(device_type, device_id)
         dtype = np.dtype(element_type)
@@ -85,7 +85,7 @@ class Tensor:
             return cls(b.xp.empty(tuple(shape), dtype=dtype), "cuda", idx)
 
     @classmethod
-    def from_array(cls, value: Any) -> "Tensor":
+    def from_array(cls, value: Any) -> Tensor:
         """Wrap any array without copying: numpy, CuPy, or an object with
         ``__cuda_array_interface__`` / ``__dlpack__``."""
         if isinstance(value, Tensor):
@@ -103,7 +103,7 @@ class Tensor:
         return cls(np.asarray(value), "cpu")
 
     @classmethod
-    def from_dlpack(cls, obj: Any) -> "Tensor":
+    def from_dlpack(cls, obj: Any) -> Tensor:
         """Zero-copy import of a DLPack producer (an object with ``__dlpack__``, or a legacy
         capsule for CPU memory)."""
         if isinstance(obj, Tensor):
@@ -218,6 +218,11 @@ def unwrap_feed(value: Any) -> Any:
     if be.is_device_value(value):
         b = _cuda_backend(be.device_id_of(value))
         return b.wrap(b.from_foreign(value))
+    if hasattr(value, "__dlpack__") and not hasattr(value, "__array__"):
+        try:
+            return np.from_dlpack(value)  # a host DLPack producer: zero-copy
+        except (TypeError, BufferError, RuntimeError):
+            return value
     return value
 
 

@@ -1,1 +1,1 @@
-"""The cuda execution provider."""
+"""The CUDA execution provider (CuPy kernels; host emulation for tests)."""

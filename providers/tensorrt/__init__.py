@@ -1,1 +1,1 @@
-"""The tensorrt execution provider."""
+"""The TensorRT execution provider (engines from claimed subgraphs; engine/timing caches)."""

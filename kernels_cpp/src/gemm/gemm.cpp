@@ -6,6 +6,7 @@
 // when N >= M, else the M panels; B is packed once per call (or once per model with PackedB).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -22,13 +23,26 @@ namespace ferry {
 
 namespace {
 
+// FERRY_GEMM_BLOCKING="kc,mc,nc" overrides the cache blocking of the active micro-kernel
+// (for tuning on a new machine; mc is rounded to the tile height).
+void apply_blocking_override(gemm::Isa& i) {
+  const char* env = std::getenv("FERRY_GEMM_BLOCKING");
+  if (!env) return;
+  long kc = 0, mc = 0, nc = 0;
+  if (std::sscanf(env, "%ld,%ld,%ld", &kc, &mc, &nc) != 3 || kc < 8 || mc < 1 || nc < 1) return;
+  i.kc = static_cast<int>(kc);
+  i.mc = static_cast<int>(std::max<long>(i.mr, mc / i.mr * i.mr));
+  i.nc = static_cast<int>(std::max<long>(i.nr, nc / i.nr * i.nr));
+}
+
 const gemm::Isa& active() {
   static const gemm::Isa isa = [] {
     gemm::Isa i{};
     const Isa want = active_isa();
-    if (want == Isa::avx512 && gemm::avx512_isa(i)) return i;
-    if (want != Isa::scalar && gemm::avx2_isa(i)) return i;
-    gemm::scalar_isa(i);
+    if (!(want == Isa::avx512 && gemm::avx512_isa(i)) &&
+        !(want != Isa::scalar && gemm::avx2_isa(i)))
+      gemm::scalar_isa(i);
+    apply_blocking_override(i);
     return i;
   }();
   return isa;

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,8 @@ from google.protobuf.message import DecodeError
 from onnx import TensorProto
 
 from runtime import ir
-from runtime.errors import InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile, UnsafeModel
+from runtime.errors import (FerryError, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile,
+                            UnsafeModel)
 
 # Opset versions this runtime knows, per domain: newer ones are refused with a clear error
 # rather than run with guessed semantics.
@@ -219,35 +221,9 @@ def load_model(model, *, external_data_dir: str | None = None,
     # big weights (each replaced by an input of the same type and shape, what inference needs)
     # that is fast and stays under protobuf's 2 GB limit. Weights were checked above.
     skeleton, weights = _skeleton(proto)
-    if check:
-        try:
-            onnx.checker.check_model(skeleton)
-        except onnx.checker.ValidationError as exc:
-            msg = str(exc).strip().splitlines()
-            text = " ".join(msg[:3])
-            if not any(b in text for b in _BENIGN_CHECKER_MESSAGES):
-                raise InvalidGraph("the model fails onnx.checker: " + text) from None
-            log.warning("onnx.checker: %s (accepted, as onnxruntime does)", text)
-        except Exception as exc:  # the checker's C++ side can raise other types on garbage
-            raise InvalidGraph(f"the model fails onnx.checker: {exc}") from None
-
     _check_declared_dims(skeleton.graph)
     _check_attribute_types(skeleton.graph, opsets)
-
-    if skeleton.functions:
-        # Model-local functions become plain nodes, so every pass and provider sees real ops.
-        try:
-            skeleton = onnx.inliner.inline_local_functions(skeleton)
-        except Exception as exc:
-            raise InvalidGraph(f"the model's local functions cannot be inlined: {exc}") from None
-
-    inferred = skeleton
-    try:
-        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
-    except Exception:
-        # Shape inference is a help, not a requirement: custom ops or odd models may defeat it.
-        inferred = skeleton
-
+    inferred = _validate_and_infer(skeleton, check)
     graph = ir.graph_from_onnx(inferred.graph, opsets=opsets, base_dir=base_dir)
     placeholders = {t.name for t in weights} - {vi.name for vi in proto.graph.input}
     graph.inputs = [v for v in graph.inputs if v.name not in placeholders]
@@ -295,6 +271,96 @@ def _check_declared_dims(graph: onnx.GraphProto) -> None:
 
 
 _SKELETON_MIN_BYTES = 4096
+
+
+def _validate_and_infer_here(skeleton: onnx.ModelProto, check: bool):
+    """Checker, function inlining and shape inference -> (inferred model, checker warning)."""
+    warning = ""
+    if check:
+        try:
+            onnx.checker.check_model(skeleton)
+        except onnx.checker.ValidationError as exc:
+            msg = str(exc).strip().splitlines()
+            text = " ".join(msg[:3])
+            if not any(b in text for b in _BENIGN_CHECKER_MESSAGES):
+                raise InvalidGraph("the model fails onnx.checker: " + text) from None
+            warning = text
+        except Exception as exc:  # the checker's C++ side can raise other types on garbage
+            raise InvalidGraph(f"the model fails onnx.checker: {exc}") from None
+    if skeleton.functions:
+        # Model-local functions become plain nodes, so every pass and provider sees real ops.
+        try:
+            skeleton = onnx.inliner.inline_local_functions(skeleton)
+        except Exception as exc:
+            raise InvalidGraph(f"the model's local functions cannot be inlined: {exc}") from None
+    try:
+        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
+    except Exception:
+        # Shape inference is a help, not a requirement: custom ops or odd models may defeat it.
+        inferred = skeleton
+    return inferred, warning
+
+
+def _validate_and_infer(skeleton: onnx.ModelProto, check: bool) -> onnx.ModelProto:
+    """onnx's C++ checker and shape inference abort or crash the process on some malformed
+    attribute values they do not range-check. On Linux they run in a forked child (cheap: the
+    skeleton has no weights), so a hostile model costs an InvalidGraph, not the host process.
+    FERRY_VALIDATE_IN_PROCESS=1 runs them here instead."""
+    if sys.platform != "linux" or os.environ.get("FERRY_VALIDATE_IN_PROCESS") == "1":
+        inferred, warning = _validate_and_infer_here(skeleton, check)
+    else:
+        inferred, warning = _in_child(skeleton, check)
+    if warning:
+        log.warning("onnx.checker: %s (accepted, as onnxruntime does)", warning)
+    return inferred
+
+
+def _in_child(skeleton: onnx.ModelProto, check: bool):
+    import json
+    import signal
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = 0
+        try:
+            os.close(r)
+            try:
+                inferred, warning = _validate_and_infer_here(skeleton, check)
+                head = {"ok": True, "warning": warning}
+                body = inferred.SerializeToString()
+            except FerryError as exc:
+                head, body, code = {"ok": False, "error": str(exc)}, b"", 0
+            data = json.dumps(head).encode() + b"\n" + body
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view):]
+        except BaseException:
+            code = 3
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks = []
+    with os.fdopen(r, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    data = b"".join(chunks)
+    if os.WIFSIGNALED(status) or not data:
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        name = signal.Signals(sig).name if sig else f"exit {os.WEXITSTATUS(status)}"
+        raise InvalidGraph(f"onnx's checker/shape inference crashed on this model ({name}): "
+                           "the model is malformed")
+    head_raw, _, body = data.partition(b"\n")
+    head = json.loads(head_raw)
+    if not head["ok"]:
+        raise InvalidGraph(head["error"])
+    inferred = onnx.ModelProto()
+    inferred.ParseFromString(body)
+    return inferred, head.get("warning", "")
 
 
 def _skeleton(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, list[TensorProto]]:

@@ -362,7 +362,7 @@ class InferenceSession:
 
     def _check_output_names(self, output_names) -> list[str]:
         all_names = [o.name for o in self._outputs]
-        if output_names is None:
+        if not output_names:  # None or [] mean every output (as in onnxruntime)
             return all_names
         if isinstance(output_names, str):
             output_names = [output_names]
@@ -410,6 +410,13 @@ class InferenceSession:
         if not isinstance(value, np.ndarray):
             if hasattr(value, "__array__") or isinstance(value, (int, float, bool, np.generic)):
                 value = np.asarray(value)
+            elif isinstance(value, (list, tuple)):
+                # Nested Python lists, as onnxruntime accepts: converted to the declared type.
+                try:
+                    value = np.asarray(value, dtype=info.dtype)
+                except (ValueError, TypeError) as exc:
+                    raise InvalidArgument(f"input '{info.name}': the list does not convert to "
+                                          f"{info.type_string}: {exc}") from None
             else:
                 raise InvalidArgument(f"input '{info.name}': expected {info.type_string} as a "
                                       f"numpy array, got {type(value).__name__}")

@@ -1,6 +1,8 @@
-"""Output sizes of the ops whose output size is set by input *values* (ConstantOfShape,
-Expand, Tile, Range, Pad, Resize, Upsample, OneHot), computed before the op runs so a hostile
-or mistaken model is refused before anything is allocated ("allocation bombs")."""
+"""Output sizes of the ops whose output can be much larger than their inputs, computed before
+the op runs so a hostile or mistaken model is refused before anything is allocated
+("allocation bombs"): sizes set by input values (ConstantOfShape, Expand, Tile, Range, Pad,
+Resize, Upsample, OneHot), by broadcasting (elementwise ops, Where, MatMul, Einsum) or by
+attributes (ConvTranspose strides/output_shape)."""
 
 from __future__ import annotations
 
@@ -32,7 +34,62 @@ def _item(x) -> int:
     return 8 if x is None else max(int(np.dtype(x.dtype).itemsize), 1)
 
 
+_BROADCASTING = {
+    "Add", "Sub", "Mul", "Div", "Pow", "Mod", "And", "Or", "Xor", "BitShift", "Equal", "Less",
+    "LessOrEqual", "Greater", "GreaterOrEqual", "Where", "Max", "Min", "Sum", "Mean", "PRelu",
+    "BitwiseAnd", "BitwiseOr", "BitwiseXor"}
+
+
+def _shape(v) -> tuple:
+    return tuple(np.shape(v))
+
+
 def _predict(op: str, ins: list, attrs: dict) -> int | None:
+    arrays = [v for v in ins if isinstance(v, np.ndarray)]
+    if op in _BROADCASTING and len(arrays) >= 2:
+        out = np.broadcast_shapes(*(_shape(v) for v in arrays))
+        return int(min(_prod(out) * max(_item(v) for v in arrays), _HUGE))
+    if op in ("MatMul", "MatMulInteger") and len(arrays) >= 2:
+        a, b = _shape(arrays[0]), _shape(arrays[1])
+        if len(a) < 1 or len(b) < 1:
+            return None
+        m = a[-2] if len(a) >= 2 else 1
+        n = b[-1] if len(b) >= 2 else 1
+        batch = np.broadcast_shapes(a[:-2], b[:-2])
+        return int(min(_prod(batch) * m * n * max(_item(arrays[0]), 4), _HUGE))
+    if op == "Einsum" and arrays:
+        eq = str(attrs.get("equation", "")).replace(" ", "")
+        if "..." in eq:
+            return None
+        lhs, _, rhs = eq.partition("->")
+        terms = lhs.split(",")
+        sizes: dict[str, int] = {}
+        for term, v in zip(terms, arrays):
+            for letter, d in zip(term, _shape(v)):
+                sizes[letter] = max(sizes.get(letter, 1), int(d))
+        if not rhs and "->" not in eq:
+            rhs = "".join(sorted(c for c in sizes if lhs.count(c) == 1))
+        return int(min(_prod(sizes.get(c, 1) for c in rhs) * max(_item(v) for v in arrays),
+                       _HUGE))
+    if op == "ConvTranspose" and len(arrays) >= 2:
+        x, w = arrays[0], arrays[1]
+        nd = x.ndim - 2
+        if nd < 1:
+            return None
+        group = int(attrs.get("group", 1) or 1)
+        channels = w.shape[1] * group
+        out_shape = attrs.get("output_shape")
+        if out_shape:
+            spatial = [int(d) for d in out_shape][-nd:]
+        else:
+            strides = list(attrs.get("strides") or [1] * nd)
+            dil = list(attrs.get("dilations") or [1] * nd)
+            pads = list(attrs.get("pads") or [0] * (2 * nd))
+            opad = list(attrs.get("output_padding") or [0] * nd)
+            spatial = [strides[i] * (x.shape[2 + i] - 1) + opad[i] +
+                       (w.shape[2 + i] - 1) * dil[i] + 1 - pads[i] - pads[nd + i]
+                       for i in range(nd)]
+        return int(min(_prod([x.shape[0], channels, *spatial]) * _item(x), _HUGE))
     if op == "ConstantOfShape":
         value = attrs.get("value")
         size = 4 if value is None else _item(np.asarray(value))

@@ -202,6 +202,8 @@ def _ln_native(ins, attrs):
 def layer_norm(x, scale, b=None, *, axis=-1, epsilon=1e-5, stash_type=1):
     """Standardize over axes [axis, rank); outputs Y, Mean and InvStdDev (reduced axes kept)."""
     x = np.asarray(x)
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"LayerNormalization: axis {axis} is out of range for rank {x.ndim}")
     if axis < 0:
         axis += x.ndim
     axes = tuple(range(axis, x.ndim))

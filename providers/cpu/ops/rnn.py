@@ -124,6 +124,18 @@ class _Frame:
         self.r = np.asarray(r, dtype=ct)
         self.hidden = int(hidden_size) if hidden_size else self.r.shape[-1]
         h = self.hidden
+        # Shapes checked before anything is sized by hidden_size (a hostile attribute must not
+        # allocate): W [dirs, gates*h, in], R [dirs, gates*h, h], B [dirs, 2*gates*h].
+        nd = self.num_directions
+        if self.w.ndim != 3 or self.w.shape[:2] != (nd, gates * h) or \
+                self.w.shape[2] != self.x.shape[2]:
+            raise ValueError(f"W of shape {self.w.shape} does not match {nd} direction(s), "
+                             f"{gates} gate(s), hidden_size {h} and input size {self.x.shape[2]}")
+        if self.r.shape != (nd, gates * h, h):
+            raise ValueError(f"R of shape {self.r.shape} is not {(nd, gates * h, h)} "
+                             f"(hidden_size {h})")
+        if b is not None and np.shape(b) != (nd, 2 * gates * h):
+            raise ValueError(f"B of shape {np.shape(b)} is not {(nd, 2 * gates * h)}")
         if b is None:
             b = np.zeros((self.num_directions, 2 * gates * h), dtype=ct)
         self.b = np.asarray(b, dtype=ct)

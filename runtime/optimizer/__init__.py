@@ -27,6 +27,7 @@ from runtime.optimizer.cse import eliminate_common_subexpressions
 from runtime.optimizer.dead_code import remove_dead_code
 from runtime.optimizer.identity import remove_identities
 from runtime.optimizer.kernel_fusion import fuse_conv, fuse_gemm
+from runtime.optimizer.pad_fusion import fuse_pad_into_conv
 from runtime.optimizer.shape_folding import collapse_shape_chains, fold_static_shapes
 from runtime.options import GraphOptimizationLevel
 
@@ -34,7 +35,7 @@ log = logging.getLogger("ferry")
 
 BASIC_PASSES = [remove_identities, fold_constants, fold_static_shapes, collapse_shape_chains,
                 remove_noop_casts, merge_reshape_chains, eliminate_common_subexpressions,
-                fold_conv_batchnorm, remove_dead_code]
+                fold_conv_batchnorm, fuse_pad_into_conv, remove_dead_code]
 
 # Order matters: patterns become single ops first, so the kernel fusions can absorb them.
 EXTENDED_PASSES = [fuse_silu, fuse_hard_swish, fuse_gelu, fuse_layer_norm, fuse_conv,

@@ -276,3 +276,31 @@ def test_explain_reports_node_counts():
     info = session(model).explain()
     assert info["nodes_before_optimization"] == 2 and info["nodes_after_optimization"] == 1
     assert "fuse_conv" in info["optimizations_applied"]
+
+
+@pytest.mark.parametrize("opset", [10, 13, 18])
+def test_zero_pad_folds_into_the_conv(opset):
+    if opset >= 18:
+        pad = helper.make_node("Pad", ["x", "pads", "", "axes"], ["p"])
+        inits = [("pads", np.array([0, 1, 2, 1], np.int64)), ("axes", np.array([2, 3]))]
+    elif opset >= 11:
+        pad = helper.make_node("Pad", ["x", "pads"], ["p"])
+        inits = [("pads", np.array([0, 0, 0, 1, 0, 0, 2, 1], np.int64))]
+    else:
+        pad = helper.make_node("Pad", ["x"], ["p"], pads=[0, 0, 0, 1, 0, 0, 2, 1])
+        inits = []
+    nodes = [pad, helper.make_node("Conv", ["p", "w"], ["y"], pads=[1, 0, 0, 1])]
+    model = make_model(nodes, [("x", F, [1, 2, 5, 5])], [("y", F, None)],
+                       [("w", randn(3, 2, 3, 3))] + inits, opset=opset)
+    assert ops_after(model, GraphOptimizationLevel.ORT_ENABLE_BASIC) == {"Conv": 1}
+    check_equal(model, {"x": randn(1, 2, 5, 5)}, rtol=1e-4, atol=1e-5)
+
+
+def test_nonzero_or_channel_pad_stays():
+    nodes = [helper.make_node("Pad", ["x", "pads", "v"], ["p"]),
+             helper.make_node("Conv", ["p", "w"], ["y"])]
+    model = make_model(nodes, [("x", F, [1, 2, 5, 5])], [("y", F, None)],
+                       [("w", randn(3, 2, 3, 3)), ("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1])),
+                        ("v", np.float32(0.5))], opset=13)
+    assert ops_after(model, GraphOptimizationLevel.ORT_ENABLE_BASIC)["Pad"] == 1
+    check_equal(model, {"x": randn(1, 2, 5, 5)}, rtol=1e-4, atol=1e-5)

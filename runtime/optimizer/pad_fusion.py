@@ -49,8 +49,11 @@ def fuse_pad_into_conv(graph: ir.Graph) -> bool:
         if not is_op(pad, "Pad") or not view.alive(pad):
             continue
         conv = view.only_reader(pad.outputs[0])
+        auto_pad = conv.attrs.get("auto_pad", "NOTSET") if conv is not None else ""
+        if isinstance(auto_pad, bytes):
+            auto_pad = auto_pad.decode()
         if not is_op(conv, "Conv") or conv.inputs[0] != pad.outputs[0] or \
-                conv.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
+                auto_pad not in ("NOTSET", "VALID"):  # VALID: no padding of its own
             continue
         shape = view.shape(pad.inputs[0])
         w = view.const(conv.inputs[1]) if len(conv.inputs) > 1 else None
@@ -61,11 +64,13 @@ def fuse_pad_into_conv(graph: ir.Graph) -> bool:
         if pads is None or pads[0] or pads[1] or pads[rank] or pads[rank + 1]:
             continue  # batch or channel padding is not a convolution's
         nd = rank - 2
-        own = list(conv.attrs.get("pads") or [0] * (2 * nd))
+        own = list(conv.attrs.get("pads") or [0] * (2 * nd)) if auto_pad == "NOTSET" \
+            else [0] * (2 * nd)
         new = [own[i] + pads[2 + i] for i in range(nd)] + \
               [own[nd + i] + pads[rank + 2 + i] for i in range(nd)]
         fused = ir.Node("Conv", [pad.inputs[0]] + list(conv.inputs[1:]), list(conv.outputs),
-                        {**conv.attrs, "pads": new}, conv.name, conv.domain)
+                        {**conv.attrs, "pads": new, "auto_pad": "NOTSET"}, conv.name,
+                        conv.domain)
         view.replace([pad, conv], [fused])
         changed = True
     view.commit()

@@ -289,7 +289,8 @@ def test_zero_pad_folds_into_the_conv(opset):
     else:
         pad = helper.make_node("Pad", ["x"], ["p"], pads=[0, 0, 0, 1, 0, 0, 2, 1])
         inits = []
-    nodes = [pad, helper.make_node("Conv", ["p", "w"], ["y"], pads=[1, 0, 0, 1])]
+    conv_pads = {"pads": [1, 0, 0, 1]} if opset != 13 else {"auto_pad": "VALID"}
+    nodes = [pad, helper.make_node("Conv", ["p", "w"], ["y"], **conv_pads)]
     model = make_model(nodes, [("x", F, [1, 2, 5, 5])], [("y", F, None)],
                        [("w", randn(3, 2, 3, 3))] + inits, opset=opset)
     assert ops_after(model, GraphOptimizationLevel.ORT_ENABLE_BASIC) == {"Conv": 1}

@@ -40,7 +40,7 @@ log = logging.getLogger("ferry")
 
 @dataclass
 class LoadedModel:
-    proto: onnx.ModelProto            # with external data loaded into raw_data
+    proto: onnx.ModelProto            # metadata; big weights cleared (see graph.initializers)
     graph: ir.Graph
     path: str | None                  # file the model came from, if any
     base_dir: str | None              # folder external data is confined to
@@ -231,6 +231,9 @@ def load_model(model, *, external_data_dir: str | None = None,
         if t.name in graph.initializers:
             raise InvalidGraph(f"initializer '{t.name}' is defined twice")
         graph.initializers[t.name] = ir.tensor_to_numpy(t, base_dir)
+        # The weights now live in graph.initializers: the proto keeps only their metadata, so
+        # a big model is not held twice.
+        t.ClearField("raw_data")
     functions = {(f.domain, f.name): f for f in proto.functions}
     return LoadedModel(proto=proto, graph=graph, path=path, base_dir=base_dir, opsets=opsets,
                        functions=functions)

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <vector>
 
+#include "depthwise.h"
+#include "ferry/cpu_features.h"
 #include "ferry/gemm.h"
 #include "ferry/kernel.h"
 #include "ferry/threadpool.h"
@@ -107,6 +109,11 @@ class ConvKernel : public Kernel {
     }
 
     depthwise_ = nd_ == 2 && Cg_ == 1 && Mg_ == 1;
+    switch (active_isa()) {  // the plane loop compiled for the active ISA
+      case Isa::avx512: depthwise_fn_ = conv::depthwise_plane_avx512; break;
+      case Isa::avx2: depthwise_fn_ = conv::depthwise_plane_avx2; break;
+      default: depthwise_fn_ = conv::depthwise_plane_scalar; break;
+    }
     pointwise_ = true;
     for (int d = 0; d < nd_; ++d)
       pointwise_ = pointwise_ && k_[d] == 1 && stride_[d] == 1 && pads[d] == 0 &&
@@ -261,46 +268,19 @@ class ConvKernel : public Kernel {
 
   void run_depthwise(const float* X, const float* W, const float* bias, const float* Z,
                      float* Y) const {
-    const int64_t IH = in_[0], IW = in_[1], OH = out_[0], OW = out_[1];
-    const int64_t KH = k_[0], KW = k_[1], sh = stride_[0], sw = stride_[1];
-    const int64_t dh = dil_[0], dw = dil_[1], ph = pad_[0], pw = pad_[1];
+    const conv::DepthwiseGeometry g{in_[0], in_[1], out_[0], out_[1], k_[0], k_[1], stride_[0],
+                                    stride_[1], dil_[0], dil_[1], pad_[0], pad_[1]};
+    const conv::DepthwisePlaneFn plane = depthwise_fn_;
     const int64_t planes = N_ * C_;
     parallel_for(planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, S_ * ksize_)),
                  [&](int64_t b, int64_t e) {
+      float* tmp = tl_col.get(size_t(std::max<int64_t>(g.ow, 1)));
       for (int64_t pl = b; pl < e; ++pl) {
         const int64_t c = pl % C_;
-        const float* x = X + pl * S_in_;
-        const float* w = W + c * ksize_;
         float* y = Y + pl * S_;
-        const float* z = Z ? Z + pl * S_ : nullptr;
-        const float b0 = bias ? bias[c] : 0.f;
-        for (int64_t oh = 0; oh < OH; ++oh) {
-          float* o = y + oh * OW;
-          if (z) {
-            const float* zr = z + oh * OW;
-            for (int64_t ow = 0; ow < OW; ++ow) o[ow] = b0 + zr[ow];
-          } else {
-            for (int64_t ow = 0; ow < OW; ++ow) o[ow] = b0;
-          }
-          for (int64_t kh = 0; kh < KH; ++kh) {
-            const int64_t ih = oh * sh - ph + kh * dh;
-            if (ih < 0 || ih >= IH) continue;
-            const float* xr = x + ih * IW;
-            for (int64_t kw = 0; kw < KW; ++kw) {
-              const float wv = w[kh * KW + kw];
-              const int64_t base = -pw + kw * dw;
-              const int64_t lo = base >= 0 ? 0 : std::min(OW, ceil_div(-base, sw));
-              const int64_t hi = base >= IW ? 0 : std::min(OW, (IW - 1 - base) / sw + 1);
-              if (sw == 1) {
-                const float* xs = xr + base;
-                for (int64_t ow = lo; ow < hi; ++ow) o[ow] += wv * xs[ow];
-              } else {
-                for (int64_t ow = lo; ow < hi; ++ow) o[ow] += wv * xr[ow * sw + base];
-              }
-            }
-          }
-          apply_activation(o, OW, epi_.act, epi_.act_alpha, epi_.act_beta);
-        }
+        plane(g, X + pl * S_in_, W + c * ksize_, bias ? bias[c] : 0.f, Z ? Z + pl * S_ : nullptr,
+              y, tmp);
+        apply_activation(y, S_, epi_.act, epi_.act_alpha, epi_.act_beta);
       }
     });
   }
@@ -311,6 +291,7 @@ class ConvKernel : public Kernel {
   int64_t S_in_ = 0, S_ = 0, ksize_ = 0, kdim_ = 0;
   bool has_bias_ = false, has_z_ = false, depthwise_ = false, pointwise_ = false;
   Epilogue epi_;
+  conv::DepthwisePlaneFn depthwise_fn_ = nullptr;
   std::vector<float> const_bias_, const_w_;
   std::vector<std::unique_ptr<PackedA>> packed_w_;
 };

@@ -237,6 +237,11 @@ void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, c
   float* bbuf = B.packed ? nullptr : tl_bblock.get(size_t(nc_panels) * NR * I.kc);
   float lo = 0.f, hi = 0.f;
   const bool clamp = in_kernel_clamp(epi, lo, hi);
+  // B packed here comes in nc-column blocks that stay in L2: walk tiles row by row, so C is
+  // written as a few contiguous row segments the prefetchers follow (column-first order
+  // touches MR rows a whole row stride apart per tile: 2.5x slower on a 96 x 12544 output).
+  // A pre-packed B spans all of N: column-first keeps each B micro-panel in L1 across rows.
+  const bool row_major_tiles = !B.packed;
   const bool post_act = epi.act != Activation::none && !clamp;
   for (int64_t pc = 0; pc < K; pc += I.kc) {
     const int64_t kc = std::min<int64_t>(I.kc, K - pc);
@@ -256,24 +261,28 @@ void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, c
                  pc, kc, abuf);
           ablock = abuf;
         }
-        for (int64_t np = nb; np < nb_end; ++np) {
+        auto tile = [&](int64_t np, int64_t q) {
           const float* bpanel =
               B.packed ? B.packed + pc * npad + np * kc * NR : bbuf + (np - nb) * kc * NR;
-          const int64_t j0 = np * NR;
+          const int64_t j0 = np * NR, i0 = q * MR;
           st.nr = static_cast<int>(std::min<int64_t>(NR, N - j0));
           st.col_bias =
               last && epi.bias_kind == Epilogue::Bias::per_col ? epi.bias + j0 : nullptr;
-          for (int64_t q = mp; q < mp_end; ++q) {
-            const int64_t i0 = q * MR;
-            st.mr = static_cast<int>(std::min<int64_t>(MR, M - i0));
-            st.row_bias =
-                last && epi.bias_kind == Epilogue::Bias::per_row ? epi.bias + i0 : nullptr;
-            float* c = C + i0 * ldc + j0;
-            I.ukernel(kc, ablock + (q - mp) * kc * MR, bpanel, c, ldc, st);
-            if (last && post_act)
-              for (int r = 0; r < st.mr; ++r)
-                apply_activation(c + r * ldc, st.nr, epi.act, epi.act_alpha, epi.act_beta);
-          }
+          st.mr = static_cast<int>(std::min<int64_t>(MR, M - i0));
+          st.row_bias =
+              last && epi.bias_kind == Epilogue::Bias::per_row ? epi.bias + i0 : nullptr;
+          float* c = C + i0 * ldc + j0;
+          I.ukernel(kc, ablock + (q - mp) * kc * MR, bpanel, c, ldc, st);
+          if (last && post_act)
+            for (int r = 0; r < st.mr; ++r)
+              apply_activation(c + r * ldc, st.nr, epi.act, epi.act_alpha, epi.act_beta);
+        };
+        if (row_major_tiles) {
+          for (int64_t q = mp; q < mp_end; ++q)
+            for (int64_t np = nb; np < nb_end; ++np) tile(np, q);
+        } else {
+          for (int64_t np = nb; np < nb_end; ++np)
+            for (int64_t q = mp; q < mp_end; ++q) tile(np, q);
         }
       }
     }

@@ -1,0 +1,26 @@
+// 2-D depthwise convolution of one channel plane, one implementation per ISA (chosen at run
+// time in conv.cpp). See depthwise_impl.h.
+#pragma once
+#include <cstdint>
+
+
+namespace ferry {
+namespace conv {
+
+struct DepthwiseGeometry {
+  int64_t ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
+};
+
+// row_tmp: scratch of at least `ow` floats (strided convolutions gather into it).
+using DepthwisePlaneFn = void (*)(const DepthwiseGeometry& g, const float* x, const float* w,
+                                  float bias, const float* z, float* y, float* row_tmp);
+
+void depthwise_plane_scalar(const DepthwiseGeometry&, const float*, const float*, float,
+                            const float*, float*, float*);
+void depthwise_plane_avx2(const DepthwiseGeometry&, const float*, const float*, float,
+                          const float*, float*, float*);
+void depthwise_plane_avx512(const DepthwiseGeometry&, const float*, const float*, float,
+                            const float*, float*, float*);
+
+}  // namespace conv
+}  // namespace ferry

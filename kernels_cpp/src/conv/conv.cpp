@@ -110,9 +110,18 @@ class ConvKernel : public Kernel {
 
     depthwise_ = nd_ == 2 && Cg_ == 1 && Mg_ == 1;
     switch (active_isa()) {  // the plane loop compiled for the active ISA
-      case Isa::avx512: depthwise_fn_ = conv::depthwise_plane_avx512; break;
-      case Isa::avx2: depthwise_fn_ = conv::depthwise_plane_avx2; break;
-      default: depthwise_fn_ = conv::depthwise_plane_scalar; break;
+      case Isa::avx512:
+        depthwise_fn_ = conv::depthwise_plane_avx512;
+        depthwise_block8_fn_ = conv::depthwise_block8_avx512;
+        break;
+      case Isa::avx2:
+        depthwise_fn_ = conv::depthwise_plane_avx2;
+        depthwise_block8_fn_ = conv::depthwise_block8_avx2;
+        break;
+      default:
+        depthwise_fn_ = conv::depthwise_plane_scalar;
+        depthwise_block8_fn_ = conv::depthwise_block8_scalar;
+        break;
     }
     pointwise_ = true;
     for (int d = 0; d < nd_; ++d)
@@ -270,17 +279,34 @@ class ConvKernel : public Kernel {
                      float* Y) const {
     const conv::DepthwiseGeometry g{in_[0], in_[1], out_[0], out_[1], k_[0], k_[1], stride_[0],
                                     stride_[1], dil_[0], dil_[1], pad_[0], pad_[1]};
-    const conv::DepthwisePlaneFn plane = depthwise_fn_;
-    const int64_t planes = N_ * C_;
-    parallel_for(planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, S_ * ksize_)),
-                 [&](int64_t b, int64_t e) {
-      float* tmp = tl_col.get(size_t(std::max<int64_t>(g.ow, 1)));
-      for (int64_t pl = b; pl < e; ++pl) {
-        const int64_t c = pl % C_;
-        float* y = Y + pl * S_;
-        plane(g, X + pl * S_in_, W + c * ksize_, bias ? bias[c] : 0.f, Z ? Z + pl * S_ : nullptr,
-              y, tmp);
-        apply_activation(y, S_, epi_.act, epi_.act_alpha, epi_.act_beta);
+    // Small planes: eight channels interleaved per block (full vectors whatever the row
+    // length); the rest plane by plane, vectorized along each output row.
+    const int64_t blocks = out_[1] < 16 ? C_ / 8 : 0;
+    const int64_t tail = C_ - blocks * 8;
+    const int64_t items = N_ * (blocks + tail);
+    parallel_for(items, 1, [&](int64_t b, int64_t e) {
+      for (int64_t it = b; it < e; ++it) {
+        const int64_t n = it / (blocks + tail), r = it % (blocks + tail);
+        if (r < blocks) {
+          const int64_t c0 = r * 8;
+          const int64_t hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+          const int64_t wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+          float* tmp = tl_col.get(size_t((hp * wp + S_ + ksize_) * 8));
+          float b8[8];
+          for (int l = 0; l < 8; ++l) b8[l] = bias ? bias[c0 + l] : 0.f;
+          float* y = Y + (n * C_ + c0) * S_;
+          depthwise_block8_fn_(g, X + (n * C_ + c0) * S_in_, S_in_, W + c0 * ksize_, b8,
+                               Z ? Z + (n * C_ + c0) * S_ : nullptr, y, S_, tmp);
+          apply_activation(y, 8 * S_, epi_.act, epi_.act_alpha, epi_.act_beta);
+        } else {
+          const int64_t c = blocks * 8 + (r - blocks);
+          const int64_t pl = n * C_ + c;
+          float* tmp = tl_col.get(size_t(std::max<int64_t>(g.ow, 1)));
+          float* y = Y + pl * S_;
+          depthwise_fn_(g, X + pl * S_in_, W + c * ksize_, bias ? bias[c] : 0.f,
+                        Z ? Z + pl * S_ : nullptr, y, tmp);
+          apply_activation(y, S_, epi_.act, epi_.act_alpha, epi_.act_beta);
+        }
       }
     });
   }
@@ -292,6 +318,7 @@ class ConvKernel : public Kernel {
   bool has_bias_ = false, has_z_ = false, depthwise_ = false, pointwise_ = false;
   Epilogue epi_;
   conv::DepthwisePlaneFn depthwise_fn_ = nullptr;
+  conv::DepthwiseBlock8Fn depthwise_block8_fn_ = nullptr;
   std::vector<float> const_bias_, const_w_;
   std::vector<std::unique_ptr<PackedA>> packed_w_;
 };

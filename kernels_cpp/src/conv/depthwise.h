@@ -15,12 +15,24 @@ struct DepthwiseGeometry {
 using DepthwisePlaneFn = void (*)(const DepthwiseGeometry& g, const float* x, const float* w,
                                   float bias, const float* z, float* y, float* row_tmp);
 
+// Eight channels interleaved (small planes); see depthwise_block8_impl.
+using DepthwiseBlock8Fn = void (*)(const DepthwiseGeometry& g, const float* x, int64_t s_in,
+                                   const float* w, const float* bias8, const float* z, float* y,
+                                   int64_t s_out, float* tmp);
+
 void depthwise_plane_scalar(const DepthwiseGeometry&, const float*, const float*, float,
                             const float*, float*, float*);
 void depthwise_plane_avx2(const DepthwiseGeometry&, const float*, const float*, float,
                           const float*, float*, float*);
 void depthwise_plane_avx512(const DepthwiseGeometry&, const float*, const float*, float,
                             const float*, float*, float*);
+
+void depthwise_block8_scalar(const DepthwiseGeometry&, const float*, int64_t, const float*,
+                             const float*, const float*, float*, int64_t, float*);
+void depthwise_block8_avx2(const DepthwiseGeometry&, const float*, int64_t, const float*,
+                           const float*, const float*, float*, int64_t, float*);
+void depthwise_block8_avx512(const DepthwiseGeometry&, const float*, int64_t, const float*,
+                             const float*, const float*, float*, int64_t, float*);
 
 }  // namespace conv
 }  // namespace ferry

@@ -9,5 +9,11 @@ void depthwise_plane_scalar(const DepthwiseGeometry& g, const float* x, const fl
   depthwise_plane_impl(g, x, w, b, z, y, row_tmp);
 }
 
+void depthwise_block8_scalar(const DepthwiseGeometry& g, const float* x, int64_t s_in,
+                           const float* w, const float* bias8, const float* z, float* y,
+                           int64_t s_out, float* tmp) {
+  depthwise_block8_impl(g, x, s_in, w, bias8, z, y, s_out, tmp);
+}
+
 }  // namespace conv
 }  // namespace ferry

@@ -18,11 +18,17 @@ class RunState:
         self.run_options = run_options
         self.profiler = profiler
         self.rng = rng
+        timeout = getattr(run_options, "timeout_s", None) if run_options is not None else None
+        self.deadline = time.monotonic() + float(timeout) if timeout else None
 
     def check_cancelled(self) -> None:
+        """Raise RunCancelled when terminate was set or the run's timeout passed (checked
+        between partitions, between nodes and in every loop iteration)."""
         ro = self.run_options
         if ro is not None and ro.terminate:
             raise RunCancelled("the run was cancelled (RunOptions.terminate was set)")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise RunCancelled(f"the run exceeded its timeout of {ro.timeout_s} s")
 
 
 class Executor:
@@ -45,16 +51,11 @@ class Executor:
             profiler=None, to_host: bool = True) -> list[Any]:
         """Run once. ``to_host=False`` (IOBinding) leaves outputs on their provider's device."""
         state = RunState(run_options, profiler)
-        deadline = None
-        if run_options is not None and getattr(run_options, "timeout_s", None):
-            deadline = time.monotonic() + float(run_options.timeout_s)
         env: dict[str, Any] = dict(self.defaults)
         env.update(feeds)
         keep = set(output_names)
         for i, part in enumerate(self.partitions):
             state.check_cancelled()
-            if deadline is not None and time.monotonic() > deadline:
-                raise RunCancelled(f"the run exceeded its timeout of {run_options.timeout_s} s")
             prov = part.provider
             part_feeds = {}
             for name in part.compiled.inputs:

@@ -63,7 +63,10 @@ def tensor_type_name(elem_type: int) -> str:
         return _TYPE_NAMES[elem_type]
     if not elem_type:
         return "undefined"
-    return TensorProto.DataType.Name(elem_type).lower()
+    try:
+        return TensorProto.DataType.Name(elem_type).lower()
+    except ValueError:
+        return f"unknown-type-{elem_type}"
 
 
 def type_proto_string(tp: onnx.TypeProto) -> str:

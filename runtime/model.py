@@ -93,6 +93,8 @@ def _expected_nbytes(t: TensorProto) -> int | None:
         n *= int(d)
     if t.data_type in (TensorProto.STRING, TensorProto.UNDEFINED):
         return None
+    if t.data_type not in TensorProto.DataType.values():
+        raise InvalidGraph(f"tensor '{t.name}' has an unknown element type {t.data_type}")
     if t.data_type in (TensorProto.INT4, TensorProto.UINT4):
         return (n + 1) // 2
     if t.data_type == getattr(TensorProto, "FLOAT4E2M1", -1):
@@ -252,8 +254,9 @@ def _graphs(graph: onnx.GraphProto):
 
 
 def _check_declared_dims(graph: onnx.GraphProto) -> None:
-    """Negative declared dimensions are refused (onnxruntime does too); onnx's shape inference
-    would otherwise abort the whole process on some of them."""
+    """Negative declared dimensions and element types onnx does not define are refused
+    (onnxruntime does too); onnx's shape inference would otherwise abort the whole process on
+    some of them."""
     def dims_of(tp: onnx.TypeProto):
         which = tp.WhichOneof("value")
         if which in ("tensor_type", "sparse_tensor_type"):
@@ -265,8 +268,22 @@ def _check_declared_dims(graph: onnx.GraphProto) -> None:
         elif which == "optional_type":
             yield from dims_of(tp.optional_type.elem_type)
 
+    defined = set(TensorProto.DataType.values())
+
+    def elem_types(tp: onnx.TypeProto):
+        which = tp.WhichOneof("value")
+        if which in ("tensor_type", "sparse_tensor_type"):
+            yield getattr(tp, which).elem_type
+        elif which == "sequence_type":
+            yield from elem_types(tp.sequence_type.elem_type)
+        elif which == "optional_type":
+            yield from elem_types(tp.optional_type.elem_type)
+
     for g in _graphs(graph):
         for vi in itertools.chain(g.input, g.output, g.value_info):
+            for t in elem_types(vi.type):
+                if t not in defined:
+                    raise InvalidGraph(f"value '{vi.name}' has an unknown element type {t}")
             for d in dims_of(vi.type):
                 if d.HasField("dim_value") and d.dim_value < 0:
                     raise InvalidGraph(f"value '{vi.name}' declares a negative dimension "
@@ -371,14 +388,24 @@ def _skeleton(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, list[TensorProto
     graph input of its type and shape instead. Small ones stay: shape inference reads their
     values (Reshape targets, Slice bounds...)."""
     skel = onnx.ModelProto()
-    for f in ("ir_version", "producer_name", "producer_version", "domain", "model_version",
-              "doc_string"):
-        setattr(skel, f, getattr(proto, f))
+    try:
+        for f in ("ir_version", "producer_name", "producer_version", "domain", "model_version",
+                  "doc_string"):
+            setattr(skel, f, getattr(proto, f))
+        skel.graph.name, skel.graph.doc_string = proto.graph.name, proto.graph.doc_string
+    except UnicodeDecodeError:
+        # Invalid UTF-8 in a name or doc string (onnxruntime loads such models): copy the
+        # whole message at the protobuf level instead, then drop what the skeleton rebuilds.
+        skel.CopyFrom(proto)
+        for field in ("node", "input", "output", "value_info", "initializer",
+                      "sparse_initializer"):
+            skel.graph.ClearField(field)
+        for field in ("opset_import", "metadata_props", "functions"):
+            skel.ClearField(field)
     skel.opset_import.extend(proto.opset_import)
     skel.metadata_props.extend(proto.metadata_props)
     skel.functions.extend(proto.functions)
     src, g = proto.graph, skel.graph
-    g.name, g.doc_string = src.name, src.doc_string
     g.node.extend(src.node)
     g.input.extend(src.input)
     g.output.extend(src.output)
@@ -408,6 +435,12 @@ def _check_attribute_types(graph: onnx.GraphProto, opsets: dict[str, int]) -> No
             domain = "" if node.domain in ("", "ai.onnx") else node.domain
             if domain not in ("", "ai.onnx.ml") or domain not in opsets:
                 continue
+            if node.op_type == "Split" and domain == "":
+                n_out = next((a.i for a in node.attribute if a.name == "num_outputs"), None)
+                if n_out is not None and n_out != len(node.output):
+                    raise InvalidGraph(f"node '{node.name or node.op_type}' (Split): "
+                                       f"num_outputs={n_out} but the node has "
+                                       f"{len(node.output)} output(s)")
             try:
                 schema = onnx.defs.get_schema(node.op_type, opsets[domain], domain)
             except Exception:

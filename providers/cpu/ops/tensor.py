@@ -347,6 +347,9 @@ def split_18(x, split=None, *, axis=0, num_outputs=None, _ctx=None):
     if num_outputs is None:
         return _split(x, None, axis, _outputs(_ctx))
     n = int(num_outputs)
+    wanted = _ctx.num_outputs if _ctx is not None else n
+    if n < 1 or n != wanted:
+        raise ValueError(f"Split: num_outputs={n} but the node has {wanted} output(s)")
     dim = x.shape[_norm_axis(axis, x.ndim)]
     chunk = -(-dim // n)
     sizes = [min(chunk, max(0, dim - i * chunk)) for i in range(n)]

@@ -265,42 +265,35 @@ def topk_11(x, k, *, axis=-1, largest=1, sorted=1):
     return _topk(x, _scalar(k, "TopK K"), axis, largest, sorted)
 
 
-@register("CumSum", since=11)
-def cumsum(x, axis, *, exclusive=0, reverse=0):
+def _cumulative(x, axis, exclusive, reverse, op: str):
+    """Running sum/product along ``axis``; ``exclusive`` starts from the identity and leaves
+    out the current element, ``reverse`` runs from the end."""
     x = np.asarray(x)
-    ax = _axis(_scalar(axis, "CumSum axis"), x.ndim)
-    # float16/bfloat16 accumulate in float32 (a half-precision running sum drifts fast).
+    ax = _axis(_scalar(axis, f"{op} axis"), x.ndim)
+    # float16/bfloat16 accumulate in float32 (a half-precision running sum drifts fast) and
+    # round once at the end.
     work = x.astype(np.float32) if x.dtype in _LOW_FLOATS else x
     if reverse:
         work = np.flip(work, axis=ax)
-    out = np.cumsum(work, axis=ax, dtype=work.dtype)
+    scan, identity = (np.cumsum, np.zeros_like) if op == "CumSum" else (np.cumprod, np.ones_like)
+    out = scan(work, axis=ax, dtype=work.dtype)
     if exclusive and out.shape[ax]:
-        zeros = np.zeros_like(np.take(out, [0], axis=ax))
-        out = np.concatenate([zeros, np.take(out, np.arange(out.shape[ax] - 1), axis=ax)],
+        first = identity(np.take(out, [0], axis=ax))
+        out = np.concatenate([first, np.take(out, np.arange(out.shape[ax] - 1), axis=ax)],
                              axis=ax)
     if reverse:
         out = np.flip(out, axis=ax)
     return np.ascontiguousarray(out).astype(x.dtype, copy=False)
+
+
+@register("CumSum", since=11)
+def cumsum(x, axis, *, exclusive=0, reverse=0):
+    return _cumulative(x, axis, exclusive, reverse, "CumSum")
 
 
 @register("CumProd", since=26)
 def cumprod(x, axis, *, exclusive=0, reverse=0):
-    """Running product along ``axis``; ``exclusive`` starts from 1 and leaves out the current
-    element, ``reverse`` runs from the end."""
-    x = np.asarray(x)
-    ax = _axis(_scalar(axis, "CumProd axis"), x.ndim)
-    # float16/bfloat16 multiply in float32 and round once at the end.
-    work = x.astype(np.float32) if x.dtype in _LOW_FLOATS else x
-    if reverse:
-        work = np.flip(work, axis=ax)
-    out = np.cumprod(work, axis=ax, dtype=work.dtype)
-    if exclusive and out.shape[ax]:
-        ones = np.ones_like(np.take(out, [0], axis=ax))
-        out = np.concatenate([ones, np.take(out, np.arange(out.shape[ax] - 1), axis=ax)],
-                             axis=ax)
-    if reverse:
-        out = np.flip(out, axis=ax)
-    return np.ascontiguousarray(out).astype(x.dtype, copy=False)
+    return _cumulative(x, axis, exclusive, reverse, "CumProd")
 
 
 # --------------------------------------------------------------------------------------------

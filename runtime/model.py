@@ -257,37 +257,27 @@ def _check_declared_dims(graph: onnx.GraphProto) -> None:
     """Negative declared dimensions and element types onnx does not define are refused
     (onnxruntime does too); onnx's shape inference would otherwise abort the whole process on
     some of them."""
-    def dims_of(tp: onnx.TypeProto):
+    def tensor_types(tp: onnx.TypeProto):
+        """The tensor types in ``tp``, through sequences and optionals."""
         which = tp.WhichOneof("value")
         if which in ("tensor_type", "sparse_tensor_type"):
-            tt = getattr(tp, which)
-            if tt.HasField("shape"):
-                yield from tt.shape.dim
+            yield getattr(tp, which)
         elif which == "sequence_type":
-            yield from dims_of(tp.sequence_type.elem_type)
+            yield from tensor_types(tp.sequence_type.elem_type)
         elif which == "optional_type":
-            yield from dims_of(tp.optional_type.elem_type)
+            yield from tensor_types(tp.optional_type.elem_type)
 
     defined = set(TensorProto.DataType.values())
-
-    def elem_types(tp: onnx.TypeProto):
-        which = tp.WhichOneof("value")
-        if which in ("tensor_type", "sparse_tensor_type"):
-            yield getattr(tp, which).elem_type
-        elif which == "sequence_type":
-            yield from elem_types(tp.sequence_type.elem_type)
-        elif which == "optional_type":
-            yield from elem_types(tp.optional_type.elem_type)
-
     for g in _graphs(graph):
         for vi in itertools.chain(g.input, g.output, g.value_info):
-            for t in elem_types(vi.type):
-                if t not in defined:
-                    raise InvalidGraph(f"value '{vi.name}' has an unknown element type {t}")
-            for d in dims_of(vi.type):
-                if d.HasField("dim_value") and d.dim_value < 0:
-                    raise InvalidGraph(f"value '{vi.name}' declares a negative dimension "
-                                       f"({d.dim_value})")
+            for tt in tensor_types(vi.type):
+                if tt.elem_type not in defined:
+                    raise InvalidGraph(f"value '{vi.name}' has an unknown element type "
+                                       f"{tt.elem_type}")
+                for d in tt.shape.dim:
+                    if d.HasField("dim_value") and d.dim_value < 0:
+                        raise InvalidGraph(f"value '{vi.name}' declares a negative dimension "
+                                           f"({d.dim_value})")
 
 
 _SKELETON_MIN_BYTES = 4096

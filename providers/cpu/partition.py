@@ -25,10 +25,9 @@ import numpy as np
 from providers.base import CompileContext, CompiledPartition
 from providers.cpu import native, opset
 from providers.cpu.size_prediction import predicted_output_bytes
-from runtime import ir, memory
-from runtime.executor import RunState as _RunState
-from runtime import errors
+from runtime import errors, ir, memory
 from runtime.errors import FerryError, InvalidArgument, MemoryLimitExceeded, RuntimeException
+from runtime.executor import RunState as _RunState
 
 log = logging.getLogger("ferry")
 
@@ -304,7 +303,7 @@ class _Program:
 
     def _run_plan(self, entry: _PlanEntry, feeds, run_state) -> dict[str, Any]:
         run_state.check_cancelled()
-        ins = [_contig(feeds[n]) for n in entry.input_names]
+        ins = [native.contiguous(feeds[n]) for n in entry.input_names]
         outs = [np.empty(s, d) for s, d in zip(entry.output_shapes, entry.output_dtypes)]
         entry.plan.run(ins, outs)
         result = dict(zip(entry.produced_outputs, outs))
@@ -391,7 +390,7 @@ class _Program:
             if call is not None:
                 kins = [ins[p] if p is not None and p < len(ins) else None for p in positions]
                 kins = [None if j in const_pos else
-                        (None if v is None else _contig(v))
+                        (None if v is None else native.contiguous(v))
                         for j, v in enumerate(kins)]
                 outs = [np.empty(s, d) for s, d in zip(call.output_shapes, call.output_dtypes)]
                 kernel.run(kins, outs)
@@ -502,7 +501,7 @@ class _Program:
             elif req.kind == "input":
                 values.append(("input", input_names.index(n), shape, dt, None))
             elif req.kind == "const":
-                values.append(("const", 0, shape, dt, _contig(v)))
+                values.append(("const", 0, shape, dt, native.contiguous(v)))
             elif req.kind == "output":
                 values.append(("output", produced_outputs.index(n), shape, dt, None))
             else:
@@ -582,12 +581,6 @@ class _Program:
 
 # Ops whose numpy implementation legitimately yields None (an empty optional).
 _MAY_YIELD_NONE = {"Optional", "OptionalGetElement", "If", "Loop", "Identity", "SequenceAt"}
-
-
-def _contig(v: np.ndarray) -> np.ndarray:
-    """C-contiguous and aligned (what the kernels read), without turning a 0-d array into
-    shape (1,) as ascontiguousarray does."""
-    return v if v.flags.c_contiguous and v.flags.aligned else np.require(v, requirements="CA")
 
 
 def _describe(v: Any) -> str:

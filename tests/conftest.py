@@ -14,6 +14,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+# benchmarks/gpu_check.py sets FERRY_CUDA_REAL=1 to run the CUDA tests on a real GPU;
+# otherwise they run the provider's kernels in numpy host emulation.
+REAL_GPU = os.environ.get("FERRY_CUDA_REAL", "").strip() == "1"
+
 ONNX_DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
 
 
@@ -52,3 +56,20 @@ def chain_model():
     w = np.linspace(-1, 1, 4, dtype=np.float32)
     return make_model(nodes, [("x", TensorProto.FLOAT, ["N", 4])], [("y", TensorProto.FLOAT, ["N", 4])],
                       [("w", w)])
+
+
+@pytest.fixture
+def cuda_emulation(monkeypatch):
+    """FERRY_CUDA_EMULATION=1 for the test (unless FERRY_CUDA_REAL=1), with the provider's
+    once-per-instance emulation notice kept out of the test output."""
+    import logging
+
+    if REAL_GPU:
+        monkeypatch.delenv("FERRY_CUDA_EMULATION", raising=False)
+    else:
+        monkeypatch.setenv("FERRY_CUDA_EMULATION", "1")
+    logger = logging.getLogger("ferry")
+    old = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(old)

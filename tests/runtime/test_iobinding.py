@@ -3,35 +3,15 @@ emulation: the CUDA provider on numpy host emulation (FERRY_CUDA_EMULATION=1).""
 
 from __future__ import annotations
 
-import logging
-import os
-
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
 from runtime import InferenceSession, IOBinding, Tensor
 from runtime.errors import InvalidArgument
-from tests.conftest import make_model, ort_run
+from tests.conftest import REAL_GPU, make_model, ort_run
 
 F = TensorProto.FLOAT
-
-
-# benchmarks/gpu_check.py sets FERRY_CUDA_REAL=1 to run the cuda tests on a real GPU.
-REAL_GPU = os.environ.get("FERRY_CUDA_REAL", "").strip() == "1"
-
-
-@pytest.fixture
-def emulation(monkeypatch):
-    if REAL_GPU:
-        monkeypatch.delenv("FERRY_CUDA_EMULATION", raising=False)
-    else:
-        monkeypatch.setenv("FERRY_CUDA_EMULATION", "1")
-    logger = logging.getLogger("ferry")
-    old = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(old)
 
 
 def _model():
@@ -76,7 +56,7 @@ def test_tensor_dlpack_both_ways():
 
 
 @pytest.mark.emulation
-def test_tensor_on_emulated_cuda(emulation):
+def test_tensor_on_emulated_cuda(cuda_emulation):
     t = Tensor.ortvalue_from_numpy(X, "cuda", 0)
     assert t.device_name() == "cuda" and t.device_id() == 0
     np.testing.assert_array_equal(t.numpy(), X)
@@ -169,7 +149,7 @@ def test_iobinding_errors():
 # ---- IOBinding with the (emulated) CUDA provider -------------------------------------------
 
 @pytest.mark.emulation
-def test_iobinding_cuda_outputs_stay_on_device(emulation):
+def test_iobinding_cuda_outputs_stay_on_device(cuda_emulation):
     model = _model()
     sess = InferenceSession(model.SerializeToString(), providers=["cuda", "cpu"])
     b = sess.io_binding()
@@ -189,7 +169,7 @@ def test_iobinding_cuda_outputs_stay_on_device(emulation):
 
 
 @pytest.mark.emulation
-def test_iobinding_cuda_preallocated_and_cpu_outputs(emulation):
+def test_iobinding_cuda_preallocated_and_cpu_outputs(cuda_emulation):
     model = _model()
     sess = InferenceSession(model.SerializeToString(), providers=["cuda", "cpu"])
     b = sess.io_binding()
@@ -208,7 +188,7 @@ def test_iobinding_cuda_preallocated_and_cpu_outputs(emulation):
 
 
 @pytest.mark.emulation
-def test_iobinding_cuda_output_from_a_cpu_partition(emulation):
+def test_iobinding_cuda_output_from_a_cpu_partition(cuda_emulation):
     """An output computed on the CPU but bound to cuda is uploaded once."""
     nodes = [helper.make_node("Relu", ["x"], ["r"]),
              helper.make_node("CumSum", ["r", "ax"], ["y"])]
@@ -245,7 +225,7 @@ def test_run_accepts_tensors_and_host_dlpack_producers():
 
 
 @pytest.mark.emulation
-def test_iobinding_cuda_pointer_form(emulation):
+def test_iobinding_cuda_pointer_form(cuda_emulation):
     """ORT's raw form: bind_input(name, 'cuda', id, element_type, shape, ptr) and the same for
     a preallocated output."""
     model = _model()

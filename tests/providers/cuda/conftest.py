@@ -4,23 +4,11 @@ in this folder gets ``FERRY_CUDA_EMULATION=1`` unless it removes it. On a GPU ma
 
 from __future__ import annotations
 
-import logging
-import os
-
 import pytest
 
-REAL_GPU = os.environ.get("FERRY_CUDA_REAL", "").strip() == "1"
+from tests.conftest import REAL_GPU  # noqa: F401  (imported from here by the tests)
 
 
 @pytest.fixture(autouse=True)
-def cuda_emulation(monkeypatch):
-    if REAL_GPU:
-        monkeypatch.delenv("FERRY_CUDA_EMULATION", raising=False)
-    else:
-        monkeypatch.setenv("FERRY_CUDA_EMULATION", "1")
-    # The emulation notice is logged once per provider instance; keep test output quiet.
-    logger = logging.getLogger("ferry")
-    old = logger.level
-    logger.setLevel(logging.ERROR)
+def _every_test_emulated(cuda_emulation):
     yield
-    logger.setLevel(old)

@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 
 from runtime import ir
 from runtime.errors import FerryError, InvalidGraph
-from runtime.optimizer.activation_patterns import (fuse_gelu, fuse_hard_swish, fuse_layer_norm,
-                                                   fuse_silu)
+from runtime.optimizer.activation_patterns import (fuse_gelu, fuse_gelu_tanh, fuse_hard_swish,
+                                                   fuse_layer_norm, fuse_silu)
+from runtime.optimizer.attention_fusion import fuse_attention
 from runtime.optimizer.cleanup import merge_reshape_chains, remove_noop_casts
 from runtime.optimizer.constant_folding import fold_constants
 from runtime.optimizer.conv_bn_folding import fold_conv_batchnorm
 from runtime.optimizer.cse import eliminate_common_subexpressions
 from runtime.optimizer.dead_code import remove_dead_code
 from runtime.optimizer.identity import remove_identities
-from runtime.optimizer.kernel_fusion import fuse_conv, fuse_gemm
+from runtime.optimizer.kernel_fusion import fold_transposes_into_matmul, fuse_conv, fuse_gemm
 from runtime.optimizer.pad_fusion import fuse_pad_into_conv
 from runtime.optimizer.shape_folding import collapse_shape_chains, fold_static_shapes
 from runtime.options import GraphOptimizationLevel
@@ -38,8 +39,9 @@ BASIC_PASSES = [remove_identities, fold_constants, fold_static_shapes, collapse_
                 fold_conv_batchnorm, fuse_pad_into_conv, remove_dead_code]
 
 # Order matters: patterns become single ops first, so the kernel fusions can absorb them.
-EXTENDED_PASSES = [fuse_silu, fuse_hard_swish, fuse_gelu, fuse_layer_norm, fuse_conv,
-                   fuse_gemm, remove_dead_code]
+EXTENDED_PASSES = [fuse_silu, fuse_hard_swish, fuse_gelu, fuse_gelu_tanh, fuse_layer_norm,
+                   fuse_conv, fuse_gemm, fuse_attention, fold_transposes_into_matmul,
+                   remove_dead_code]
 
 _MAX_ROUNDS = 8
 

@@ -3,6 +3,8 @@
 - SiLU:  x * Sigmoid(x)                                   -> ferry::Silu
 - GELU:  x * 0.5 * (1 + Erf(x / sqrt 2)) in its usual associations -> Gelu (ferry::Gelu
          before opset 20)
+- GELU (tanh): 0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3))) -> Gelu(approximate=
+         "tanh") (ferry::Gelu before opset 20)
 - HardSwish: x * HardSigmoid(x, alpha=1/6, beta=0.5)      -> HardSwish (opset >= 14)
 """
 
@@ -95,35 +97,102 @@ def fuse_gelu(graph: ir.Graph) -> bool:
         if not is_op(add, "Add") or not _close(_scalar(view, _other(add, erf.outputs[0]) or ""),
                                                1.0):
             continue
-        t = add.outputs[0]
-        m1 = view.only_reader(t)
-        if not is_op(m1, "Mul"):
-            continue
-        a = _other(m1, t)
-        matched = [scale, erf, add, m1]
-        half = view.producer.get(a) if a else None
-        if a == x:  # (x * t) * 0.5
-            m2 = view.only_reader(m1.outputs[0])
-            if not is_op(m2, "Mul") or not _close(_scalar(view, _other(m2, m1.outputs[0]) or ""),
-                                                  0.5):
-                continue
-            matched.append(m2)
-            out = m2.outputs[0]
-        elif _close(_scalar(view, a or ""), 0.5):  # x * (t * 0.5)
-            m2 = view.only_reader(m1.outputs[0])
-            if not is_op(m2, "Mul") or _other(m2, m1.outputs[0]) != x:
-                continue
-            matched.append(m2)
-            out = m2.outputs[0]
-        elif is_op(half, "Mul") and view.only_reader(a) is m1 and \
-                _other(half, x) is not None and _close(_scalar(view, _other(half, x)), 0.5):
-            matched.append(half)  # (x * 0.5) * t
-            out = m1.outputs[0]
-        else:
+        matched = [scale, erf, add]
+        out = _gelu_tail(view, add.outputs[0], x, matched)
+        if out is None:
             continue
         if not all(view.alive(n) for n in matched):
             continue
         view.replace(matched, [ir.Node("Gelu", [x], [out], {}, view.new_name("Gelu"), domain)])
+        changed = True
+    view.commit()
+    return changed
+
+
+def _gelu_tail(view: GraphView, t: str, x: str, matched: list) -> str | None:
+    """The ``x * 0.5 * t`` that ends both GELU forms (t = 1 + erf(..) or 1 + tanh(..)), in
+    its usual associations; appends its nodes to ``matched`` and returns the result's name."""
+    m1 = view.only_reader(t)
+    if not is_op(m1, "Mul"):
+        return None
+    a = _other(m1, t)
+    half = view.producer.get(a) if a else None
+    matched.append(m1)
+    if a == x:  # (x * t) * 0.5
+        m2 = view.only_reader(m1.outputs[0])
+        if not is_op(m2, "Mul") or not _close(_scalar(view, _other(m2, m1.outputs[0]) or ""),
+                                              0.5):
+            return None
+        matched.append(m2)
+        return m2.outputs[0]
+    if _close(_scalar(view, a or ""), 0.5):  # x * (t * 0.5)
+        m2 = view.only_reader(m1.outputs[0])
+        if not is_op(m2, "Mul") or _other(m2, m1.outputs[0]) != x:
+            return None
+        matched.append(m2)
+        return m2.outputs[0]
+    if is_op(half, "Mul") and view.only_reader(a) is m1 and \
+            _other(half, x) is not None and _close(_scalar(view, _other(half, x)), 0.5):
+        matched.append(half)  # (x * 0.5) * t
+        return m1.outputs[0]
+    return None
+
+
+def fuse_gelu_tanh(graph: ir.Graph) -> bool:
+    """0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3))) (GPT-2's "new GELU") ->
+    Gelu(approximate="tanh") (ferry::Gelu before opset 20)."""
+    view = GraphView(graph)
+    changed = False
+    domain = "" if graph.opset("") >= 20 else FERRY
+    for th in list(graph.nodes):
+        if not is_op(th, "Tanh") or not view.alive(th):
+            continue
+        inner = view.producer.get(th.inputs[0])
+        if not is_op(inner, "Mul") or view.only_reader(th.inputs[0]) is not th:
+            continue
+        a = next((i for i in inner.inputs
+                  if _close(_scalar(view, _other(inner, i) or ""), math.sqrt(2 / math.pi))), None)
+        poly = view.producer.get(a) if a else None
+        if not is_op(poly, "Add") or view.only_reader(a) is not inner:
+            continue
+        matched = [inner, poly]
+        x = None
+        for cand in poly.inputs:  # x + 0.044715 * cube(x)
+            cube_scaled = _other(poly, cand)
+            sc = view.producer.get(cube_scaled) if cube_scaled else None
+            if not is_op(sc, "Mul") or view.only_reader(cube_scaled) is not poly:
+                continue
+            cube = next((i for i in sc.inputs
+                         if _close(_scalar(view, _other(sc, i) or ""), 0.044715)), None)
+            cn = view.producer.get(cube) if cube else None
+            if cn is None or view.only_reader(cube) is not sc:
+                continue
+            if is_op(cn, "Pow") and cn.inputs[0] == cand and \
+                    _close(_scalar(view, cn.inputs[1]), 3.0):
+                matched += [sc, cn]
+            elif is_op(cn, "Mul") and cand in cn.inputs:
+                sq = view.producer.get(_other(cn, cand) or "")
+                if not is_op(sq, "Mul") or sq.inputs != [cand, cand] or \
+                        view.only_reader(sq.outputs[0]) is not cn:
+                    continue
+                matched += [sc, cn, sq]
+            else:
+                continue
+            x = cand
+            break
+        if x is None:
+            continue
+        one = view.only_reader(th.outputs[0])
+        if not is_op(one, "Add") or not _close(_scalar(view, _other(one, th.outputs[0]) or ""),
+                                               1.0):
+            continue
+        matched += [th, one]
+        out = _gelu_tail(view, one.outputs[0], x, matched)
+        if out is None or not all(view.alive(n) for n in matched) or \
+                len({id(n) for n in matched}) != len(matched):
+            continue
+        view.replace(matched, [ir.Node("Gelu", [x], [out], {"approximate": "tanh"},
+                                       view.new_name("Gelu"), domain)])
         changed = True
     view.commit()
     return changed

@@ -73,6 +73,19 @@ def _follow_activation(view: GraphView, out: str):
     return nxt, act
 
 
+def _activation_after_reshape(view: GraphView, out: str):
+    """(Reshape, activation node, (name, params)) when ``out`` is only reshaped and the reshaped
+    value only activated: an element-wise activation commutes with the Reshape, so the GEMM
+    can apply it (exporters put a Reshape between a 2-D Gemm and GPT-2's GELU)."""
+    rs = view.only_reader(out)
+    if not is_op(rs, "Reshape") or rs.inputs[0] != out or not view.alive(rs):
+        return None
+    act_node, act = _follow_activation(view, rs.outputs[0])
+    if act_node is None:
+        return None
+    return rs, act_node, act
+
+
 def fuse_conv(graph: ir.Graph) -> bool:
     view = GraphView(graph)
     changed = False
@@ -140,12 +153,24 @@ def fuse_gemm(graph: ir.Graph) -> bool:
         matched = [node]
         if node.op_type == "Gemm":
             act_node, act = _follow_activation(view, out)
+            tail: list[ir.Node] = []
             if act_node is None:
-                continue
+                through = _activation_after_reshape(view, out)
+                if through is None:
+                    continue
+                rs, act_node, act = through
+                # act(Reshape(Gemm)) == Reshape(act(Gemm)): the Reshape moves after the fusion.
+                tail = [ir.Node("Reshape", [out, rs.inputs[1]], [act_node.outputs[0]],
+                                dict(rs.attrs), rs.name, rs.domain)]
+                matched = [node, rs, act_node]
+                fused_out = out
+            else:
+                matched = [node, act_node]
+                fused_out = act_node.outputs[0]
             attrs = _set_activation(dict(node.attrs), act)
-            view.replace([node, act_node], [ir.Node("FusedGemm", list(node.inputs),
-                                                    [act_node.outputs[0]], attrs, node.name or
-                                                    view.new_name("FusedGemm"), FERRY)])
+            view.replace(matched, [ir.Node("FusedGemm", list(node.inputs), [fused_out], attrs,
+                                           node.name or view.new_name("FusedGemm"), FERRY)]
+                         + tail)
             changed = True
             continue
         a, b = node.inputs
@@ -175,6 +200,58 @@ def fuse_gemm(graph: ir.Graph) -> bool:
             fused = ir.Node("FusedMatMul", [a, b] + ([bias] if bias else []), [out], attrs,
                             node.name or view.new_name("FusedMatMul"), FERRY)
         view.replace(matched, [fused])
+        changed = True
+    view.commit()
+    return changed
+
+
+def _swaps_last_two(perm: list[int]) -> bool:
+    n = len(perm)
+    return n >= 2 and perm == list(range(n - 2)) + [n - 1, n - 2]
+
+
+def fold_transposes_into_matmul(graph: ir.Graph) -> bool:
+    """A Transpose that only swaps the last two axes of a GEMM operand is read by the GEMM in
+    place: Gemm/FusedGemm flip transA/transB; MatMul/FusedMatMul take transB=1 (runs as
+    ferry::FusedMatMul). Constant operands never reach here (constant folding transposes
+    them once)."""
+    view = GraphView(graph)
+    changed = False
+    for node in list(graph.nodes):
+        if not view.alive(node) or view.elem_type(node.inputs[0]) != _F32:
+            continue
+        gemm = is_op(node, "Gemm") or (node.domain == FERRY and node.op_type == "FusedGemm")
+        mm = is_op(node, "MatMul") or (node.domain == FERRY and node.op_type == "FusedMatMul")
+        if not (gemm or mm):
+            continue
+        attrs = dict(node.attrs)
+        inputs = list(node.inputs)
+        folded = []
+        for pos in ((0, 1) if gemm else (1,)):
+            tr = view.producer.get(inputs[pos])
+            if not is_op(tr, "Transpose") or view.only_reader(inputs[pos]) is not node or \
+                    not view.alive(tr):
+                continue
+            perm = [int(p) for p in tr.attrs.get("perm", [])]
+            if not perm:  # default: reverse the axes, a swap only for rank 2
+                shape = view.shape(tr.inputs[0])
+                perm = list(range(len(shape)))[::-1] if shape is not None else []
+            key = "transA" if pos == 0 else "transB"
+            if not _swaps_last_two(perm) or (gemm and len(perm) != 2) or \
+                    (mm and int(attrs.get(key, 0))):
+                continue
+            attrs[key] = 1 - int(attrs.get(key, 0))
+            inputs[pos] = tr.inputs[0]
+            folded.append(tr)
+        if not folded:
+            continue
+        if mm and node.op_type == "MatMul":
+            fused = ir.Node("FusedMatMul", inputs, list(node.outputs), attrs, node.name or
+                            view.new_name("FusedMatMul"), FERRY)
+        else:
+            fused = ir.Node(node.op_type, inputs, list(node.outputs), attrs, node.name,
+                            node.domain)
+        view.replace(folded + [node], [fused])
         changed = True
     view.commit()
     return changed

@@ -4,8 +4,10 @@
 // activation_from_name) with activation_alpha / activation_beta. Inputs A, B, optional C
 // (uni-directionally broadcastable to M x N). MatMul: numpy matmul semantics, including 1-D
 // operands and broadcast batch dimensions, an optional third input bias [N] added to every row
-// and the same optional activation. A constant B is packed at make time.
+// and the same optional activation; transB (int) reads B as [..., N, K]. A constant B is
+// packed at make time.
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "ferry/gemm.h"
@@ -143,8 +145,12 @@ class MatMulKernel : public Kernel {
     Shape sa = a.in_shapes[0], sb = a.in_shapes[1];
     if (sa.empty() || sb.empty()) throw KernelArgError("MatMul: scalar operands");
     const bool a1 = sa.size() == 1, b1 = sb.size() == 1;
+    // transB: B is stored [..., N, K] (a Transpose folded in by the optimizer).
+    trans_b_ = a.params.get_int("transB", 0) != 0;
+    if (trans_b_ && b1) throw KernelArgError("MatMul: transB needs a matrix B");
     if (a1) sa.insert(sa.begin(), 1);
     if (b1) sb.push_back(1);
+    if (trans_b_) std::swap(sb[sb.size() - 1], sb[sb.size() - 2]);
     M_ = sa[sa.size() - 2];
     K_ = sa.back();
     N_ = sb.back();
@@ -205,7 +211,8 @@ class MatMulKernel : public Kernel {
     if (it != a.constants.end()) {
       const float* B = static_cast<const float*>(it->second.data);
       for (int64_t i = 0; i < nbatch_b; ++i)
-        packed_b_.push_back(std::make_unique<PackedB>(false, K_, N_, B + i * K_ * N_, N_));
+        packed_b_.push_back(std::make_unique<PackedB>(trans_b_, K_, N_, B + i * K_ * N_,
+                                                      trans_b_ ? K_ : N_));
     }
   }
 
@@ -225,8 +232,8 @@ class MatMulKernel : public Kernel {
       if (!packed_b_.empty())
         sgemm(false, M_, N_, K_, 1.f, a, K_, *packed_b_[b_idx_[i]], 0.f, y, N_, epi);
       else
-        sgemm(false, false, M_, N_, K_, 1.f, a, K_, B + b_idx_[i] * K_ * N_, N_, 0.f, y, N_,
-              epi);
+        sgemm(false, trans_b_, M_, N_, K_, 1.f, a, K_, B + b_idx_[i] * K_ * N_,
+              trans_b_ ? K_ : N_, 0.f, y, N_, epi);
     };
     // Many small products (attention heads): one thread per product is cheaper than
     // splitting each product across threads.
@@ -242,6 +249,7 @@ class MatMulKernel : public Kernel {
  private:
   int64_t M_ = 0, N_ = 0, K_ = 0;
   Epilogue epi_;
+  bool trans_b_ = false;
   bool has_bias_ = false;
   std::vector<float> const_bias_;
   std::vector<int64_t> a_off_, b_idx_;  // per output batch: A matrix index, B matrix index

@@ -21,7 +21,7 @@ from runtime.errors import FerryError, InvalidGraph
 from runtime.optimizer.activation_patterns import (fuse_gelu, fuse_gelu_tanh, fuse_hard_swish,
                                                    fuse_layer_norm, fuse_silu)
 from runtime.optimizer.attention_fusion import fuse_attention
-from runtime.optimizer.cleanup import merge_reshape_chains, remove_noop_casts
+from runtime.optimizer.cleanup import merge_reshape_chains, remove_noop_casts_and_reshapes
 from runtime.optimizer.constant_folding import fold_constants
 from runtime.optimizer.conv_bn_folding import fold_conv_batchnorm
 from runtime.optimizer.cse import eliminate_common_subexpressions
@@ -35,8 +35,9 @@ from runtime.options import GraphOptimizationLevel
 log = logging.getLogger("ferry")
 
 BASIC_PASSES = [remove_identities, fold_constants, fold_static_shapes, collapse_shape_chains,
-                remove_noop_casts, merge_reshape_chains, eliminate_common_subexpressions,
-                fold_conv_batchnorm, fuse_pad_into_conv, remove_dead_code]
+                remove_noop_casts_and_reshapes, merge_reshape_chains,
+                eliminate_common_subexpressions, fold_conv_batchnorm, fuse_pad_into_conv,
+                remove_dead_code]
 
 # Order matters: patterns become single ops first, so the kernel fusions can absorb them.
 EXTENDED_PASSES = [fuse_silu, fuse_hard_swish, fuse_gelu, fuse_gelu_tanh, fuse_layer_norm,

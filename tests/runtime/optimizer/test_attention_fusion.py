@@ -262,3 +262,16 @@ def test_transpose_of_batch_axes_is_not_folded():
     model = make_model(nodes, [("a", F, [3, 2, 4]), ("b", F, [4, 3, 5])], [("y", F, None)])
     assert ops_after(model)["Transpose"] == 1
     check_equal(model, {"a": randn(3, 2, 4), "b": randn(4, 3, 5)})
+
+
+def test_reshape_that_keeps_every_axis_is_removed():
+    nodes = [helper.make_node("Reshape", ["x", "same"], ["r"]),
+             helper.make_node("Relu", ["r"], ["y"])]
+    model = make_model(nodes, [("x", F, ["b", 3, 4, 5])], [("y", F, None)],
+                       [("same", np.array([0, -1, 4, 5], np.int64))])
+    assert ops_after(model, GraphOptimizationLevel.ORT_ENABLE_BASIC) == {"Relu": 1}
+    check_equal(model, {"x": randn(2, 3, 4, 5)})
+    # [0, -1, 5, 4] moves elements between axes: kept.
+    model2 = make_model(nodes, [("x", F, ["b", 3, 4, 5])], [("y", F, None)],
+                        [("same", np.array([0, -1, 5, 4], np.int64))])
+    assert ops_after(model2, GraphOptimizationLevel.ORT_ENABLE_BASIC)["Reshape"] == 1

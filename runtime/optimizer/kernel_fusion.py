@@ -218,11 +218,10 @@ def fold_transposes_into_matmul(graph: ir.Graph) -> bool:
     view = GraphView(graph)
     changed = False
     for node in list(graph.nodes):
-        if not view.alive(node) or view.elem_type(node.inputs[0]) != _F32:
-            continue
         gemm = is_op(node, "Gemm") or (node.domain == FERRY and node.op_type == "FusedGemm")
         mm = is_op(node, "MatMul") or (node.domain == FERRY and node.op_type == "FusedMatMul")
-        if not (gemm or mm):
+        if not (gemm or mm) or not view.alive(node) or len(node.inputs) < 2 or \
+                view.elem_type(node.inputs[0]) != _F32:
             continue
         attrs = dict(node.attrs)
         inputs = list(node.inputs)

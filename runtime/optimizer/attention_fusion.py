@@ -3,6 +3,7 @@
 
     q = Transpose(Reshape(q3, [b, s, H, D]), [0, 2, 1, 3])           (optionally * scalar)
     k = Transpose(Reshape(k3, [b, t, H, D]), [0, 2, 3, 1])           or [0,2,1,3] then [0,1,3,2]
+                                                (or that swap done on a [B*H, T, D] view)
     v = Transpose(Reshape(v3, [b, t, H, Dv]), [0, 2, 1, 3])
     p = Softmax(MatMul(q, k) [* or / scalar] [+ mask], axis=-1)
     y = Reshape(Transpose(MatMul(p, v), [0, 2, 1, 3]), [b, s, H * Dv])
@@ -70,33 +71,51 @@ def _perm(node: ir.Node) -> list[int]:
     return [int(p) for p in node.attrs.get("perm", [])]
 
 
-def _split_heads(view: GraphView, name: str, reader: ir.Node, matched: list):
-    """``name`` = Reshape(x3, [b, s, H, D]) read only by ``reader``: (x3, H, D)."""
-    rs = _producer_if_only(view, name, reader, "Reshape")
-    if rs is None or len(rs.inputs) != 2 or int(rs.attrs.get("allowzero", 0)) != 0:
+def _split_heads(view: GraphView, name: str, reader: ir.Node, matched: list,
+                 keep: bool = False):
+    """``name`` = Reshape(x3, [b, s, H, D]) read only by ``reader``: (x3, H, D). The target is
+    a constant, or computed (the dynamo exporter's Concat of Shape slices) when shape
+    inference shows it keeps x3's first two dimensions. ``keep``: others read ``name`` too,
+    so the Reshape stays (dead-code removal takes it once they are gone)."""
+    if keep:
+        rs = view.producer.get(name)
+        rs = rs if is_op(rs, "Reshape") and view.alive(rs) else None
+    else:
+        rs = _producer_if_only(view, name, reader, "Reshape")
+    if rs is None or len(rs.inputs) != 2:
         return None
-    target = view.const(rs.inputs[1])
     x3 = rs.inputs[0]
     shape = view.shape(x3)
-    if target is None or target.shape != (4,) or shape is None or len(shape) != 3 or \
-            view.elem_type(x3) != _F32:
+    if shape is None or len(shape) != 3 or view.elem_type(x3) != _F32 or \
+            not isinstance(shape[2], int) or shape[2] <= 0:
         return None
-    t = [int(v) for v in target]
-    if t.count(-1) > 1 or not isinstance(shape[2], int) or shape[2] <= 0:
-        return None
-    h, d = t[2], t[3]
-    if h == -1 and d > 0 and shape[2] % d == 0:
-        h = shape[2] // d
-    elif d == -1 and h > 0 and shape[2] % h == 0:
-        d = shape[2] // h
+    allowzero = int(rs.attrs.get("allowzero", 0))
+    target = view.const(rs.inputs[1])
+    if target is None:
+        out = view.shape(rs.outputs[0])
+        if out is None or len(out) != 4 or out[0] is None or out[1] is None or \
+                (out[0], out[1]) != (shape[0], shape[1]) or \
+                not all(isinstance(e, int) and e > 0 for e in out[2:]):
+            return None
+        h, d = out[2], out[3]
+    else:
+        if target.shape != (4,):
+            return None
+        t = [int(v) for v in target]
+        if t.count(-1) > 1 or (allowzero and 0 in t):
+            return None
+        h, d = t[2], t[3]
+        if h == -1 and d > 0 and shape[2] % d == 0:
+            h = shape[2] // d
+        elif d == -1 and h > 0 and shape[2] % h == 0:
+            d = shape[2] // h
+        for j in (0, 1):  # 0 copies the dim, -1 is inferred; a literal must equal a static dim
+            if t[j] < -1 or (t[j] > 0 and shape[j] != t[j]):
+                return None
     if h <= 0 or d <= 0 or shape[2] != h * d:
         return None
-    for j in (0, 1):  # 0 copies the dim, -1 is inferred; a literal must equal a static dim
-        if t[j] > 0 and shape[j] != t[j]:
-            return None
-        if t[j] < -1:
-            return None
-    matched.append(rs)
+    if not keep:
+        matched.append(rs)
     return x3, h, d
 
 
@@ -110,21 +129,50 @@ def _query(view, name, mm, matched):
     return None if got is None else (*got, scale)
 
 
+def _swap_through_3d(view: GraphView, name: str, reader: ir.Node, matched: list):
+    """Reshape([B,H,T,D] -> [B*H,T,D]) -> Transpose(0,2,1) -> Reshape(-> [B,H,D,T]), the
+    dynamo exporter's K^T inside scaled_dot_product_attention: the 4-D input, or None."""
+    r2 = _producer_if_only(view, name, reader, "Reshape")
+    tr = _producer_if_only(view, r2.inputs[0], r2, "Transpose") if r2 is not None else None
+    if tr is None or _perm(tr) != [0, 2, 1]:
+        return None
+    r1 = _producer_if_only(view, tr.inputs[0], tr, "Reshape")
+    if r1 is None:
+        return None
+    src, mid, out = view.shape(r1.inputs[0]), view.shape(r1.outputs[0]), view.shape(name)
+    if src is None or mid is None or out is None or len(src) != 4 or len(mid) != 3 or \
+            len(out) != 4 or None in src or None in out or None in mid[1:]:
+        return None
+    if tuple(mid[1:]) != tuple(src[2:]) or tuple(out) != (src[0], src[1], src[3], src[2]):
+        return None
+    matched += [r2, tr, r1]
+    return r1.inputs[0]
+
+
 def _key(view, name, mm, matched):
     name, scale, reader = _strip_scales(view, name, mm, matched)
     tr = _producer_if_only(view, name, reader, "Transpose")
-    if tr is None:
-        return None
-    matched.append(tr)
-    if _perm(tr) == [0, 1, 3, 2]:  # K^T of an already head-split K
-        inner, s2, reader = _strip_scales(view, tr.inputs[0], tr, matched)
+    inner = None
+    if tr is not None and _perm(tr) == [0, 1, 3, 2]:
+        matched.append(tr)
+        inner, reader = tr.inputs[0], tr
+    elif tr is None:
+        inner = _swap_through_3d(view, name, reader, matched)
+        reader = matched[-1] if inner is not None else reader
+    if inner is not None:  # K^T of an already head-split K
+        inner, s2, reader = _strip_scales(view, inner, reader, matched)
         scale *= s2
-        tr2 = _producer_if_only(view, inner, reader, "Transpose")
-        if tr2 is None or _perm(tr2) != [0, 2, 1, 3]:
+        tr2 = view.producer.get(inner)
+        if not is_op(tr2, "Transpose") or _perm(tr2) != [0, 2, 1, 3] or not view.alive(tr2):
             return None
-        matched.append(tr2)
-        got = _split_heads(view, tr2.inputs[0], tr2, matched)
-    elif _perm(tr) == [0, 2, 3, 1]:
+        # The dynamo exporter also reads the head-split K's Shape (for the 3-D view's
+        # target): then the split stays for those readers until dead-code removal.
+        keep = view.only_reader(inner) is not reader
+        if not keep:
+            matched.append(tr2)
+        got = _split_heads(view, tr2.inputs[0], tr2, matched, keep=keep)
+    elif tr is not None and _perm(tr) == [0, 2, 3, 1]:
+        matched.append(tr)
         got = _split_heads(view, tr.inputs[0], tr, matched)
     else:
         return None
@@ -194,26 +242,15 @@ def _match(view: GraphView, sm: ir.Node, opset: int):
     matched.append(merge)
     out_rs = view.only_reader(merge.outputs[0])
     if not is_op(out_rs, "Reshape") or out_rs.inputs[0] != merge.outputs[0] or \
-            not view.alive(out_rs) or int(out_rs.attrs.get("allowzero", 0)) != 0:
+            not view.alive(out_rs):
         return None
+    # The merge Reshape is kept, reading the kernel's [b, s, H*Dv] output: the same elements
+    # in the same order as the transposed [b, s, H, Dv], so its target still applies, unless
+    # (allowzero = 0) a constant 0 past the first two entries would copy another dimension.
     target = view.const(out_rs.inputs[1])
-    if target is not None:
-        t = [int(e) for e in target.reshape(-1)]
-        # Rank 3, the head dims merged: a 0 past the first two would copy H, not H * Dv.
-        if len(t) != 3 or t[2] not in (-1, hv * dv) or t[:2].count(-1) + (t[2] == -1) > 1:
-            return None
-    else:
-        # A computed target (exporters' Concat of the batch and sequence dims with the merged
-        # size): its last entry must be H * Dv (or -1), known from shapes or a constant.
-        ts = view.static_shape(out_rs.inputs[1])
-        out_shape = view.shape(out_rs.outputs[0])
-        if ts != (3,) or out_shape is None or len(out_shape) != 3:
-            return None
-        if out_shape[2] != hv * dv:
-            cat = view.producer.get(out_rs.inputs[1])
-            last = view.const(cat.inputs[-1]) if is_op(cat, "Concat") else None
-            if last is None or last.size != 1 or int(last.reshape(-1)[0]) not in (-1, hv * dv):
-                return None
+    if target is not None and not int(out_rs.attrs.get("allowzero", 0)) and \
+            any(int(e) == 0 for e in target.reshape(-1)[2:]):
+        return None
     matched.append(out_rs)
     if any(not view.alive(n) for n in matched) or len({id(n) for n in matched}) != len(matched):
         return None
@@ -221,7 +258,7 @@ def _match(view: GraphView, sm: ir.Node, opset: int):
             "head_size": dq, "v_head_size": dv, "scale": scale * sq * sk, "reshape": out_rs}
 
 
-def _packed_by_split(view: GraphView, q3: str, k3: str, v3: str):
+def _packed_by_split(view: GraphView, q3: str, k3: str, v3: str, removed: set[int]):
     """(split node, packed input, sizes) when q3, k3, v3 are the outputs of one Split along the
     last axis of a rank-3 value, read only by the attention."""
     sp = view.producer.get(q3)
@@ -239,22 +276,25 @@ def _packed_by_split(view: GraphView, q3: str, k3: str, v3: str):
         sizes.append(s[2])
     if not isinstance(shape[2], int) or sum(sizes) != shape[2]:
         return None
-    if any(o in view.protected or len(view.readers.get(o, [])) != 1 for o in sp.outputs):
+    if any(o in view.protected or len(view.readers.get(o, [])) != 1 or
+           id(view.readers[o][0]) not in removed for o in sp.outputs):
         return None
     return sp, src, sizes
 
 
-def _projection(view: GraphView, name: str):
+def _projection(view: GraphView, name: str, removed: set[int]):
     """(node, A, W, bias or None) when ``name`` = A @ W (+ bias) with constant 2-D W and no
-    activation, read only by the attention's Reshape."""
+    activation, read only by the attention's Reshape (one of the ``removed`` nodes)."""
     node = view.producer.get(name)
-    if node is None or not view.alive(node) or len(view.readers.get(name, [])) != 1 or \
-            name in view.protected:
+    readers = view.readers.get(name, [])
+    if node is None or not view.alive(node) or len(readers) != 1 or \
+            id(readers[0]) not in removed or name in view.protected:
         return None
     if is_op(node, "MatMul"):
         bias = None
     elif node.domain == FERRY and node.op_type == "FusedMatMul" and \
-            node.attrs.get("activation", "none") in ("", "none"):
+            node.attrs.get("activation", "none") in ("", "none") and \
+            not int(node.attrs.get("transB", 0)):
         bias = view.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
         if len(node.inputs) > 2 and node.inputs[2] and bias is None:
             return None
@@ -266,9 +306,9 @@ def _projection(view: GraphView, name: str):
     return node, node.inputs[0], w, bias
 
 
-def _pack_projections(view: GraphView, q3: str, k3: str, v3: str):
+def _pack_projections(view: GraphView, q3: str, k3: str, v3: str, removed: set[int]):
     """One FusedMatMul computing [Q | K | V] from three projections of the same input."""
-    projs = [_projection(view, n) for n in (q3, k3, v3)]
+    projs = [_projection(view, n, removed) for n in (q3, k3, v3)]
     if any(p is None for p in projs):
         return None
     a = projs[0][1]
@@ -303,14 +343,15 @@ def fuse_attention(graph: ir.Graph) -> bool:
         q3, k3, v3 = m["q3"], m["k3"], m["v3"]
         attrs = {"num_heads": m["heads"], "scale": float(m["scale"])}
         inputs = [q3, k3, v3]
-        by_split = _packed_by_split(view, q3, k3, v3)
+        removed = {id(n) for n in matched}
+        by_split = _packed_by_split(view, q3, k3, v3, removed)
         if by_split is not None:
             sp, src, sizes = by_split
             matched.append(sp)
             inputs = [src, "", ""]
             attrs["qkv_hidden_sizes"] = sizes
         elif len({q3, k3, v3}) == 3:
-            packed = _pack_projections(view, q3, k3, v3)
+            packed = _pack_projections(view, q3, k3, v3, removed)
             if packed is not None:
                 projs, node, out, sizes = packed
                 matched.extend(projs)

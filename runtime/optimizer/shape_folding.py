@@ -27,8 +27,15 @@ def _dim_key(view: GraphView, value: str, axis: int, dim) -> _Sym:
     return ("dim", value, axis)
 
 
+_SHAPE_CHAIN_OPS = ("Shape", "Gather", "Slice", "Squeeze", "Unsqueeze", "Concat")
+_INT64 = 7
+
+
 def fold_static_shapes(graph: ir.Graph) -> bool:
+    """Shape/Size of static values, and shape arithmetic (Shape → Slice/Gather/Concat...) that
+    only picks static dimensions of partly symbolic values, become constants."""
     view = GraphView(graph)
+    sym = _Symbolic(view)
     changed = False
     kept = []
     for node in graph.nodes:
@@ -42,6 +49,13 @@ def fold_static_shapes(graph: ir.Graph) -> bool:
                 else:
                     start, end = _shape_range(node, len(shape))
                     value = np.asarray(shape[start:end], np.int64)
+        if value is None and is_op(node, *_SHAPE_CHAIN_OPS) and out and \
+                out not in view.protected and view.elem_type(out) == _INT64 and \
+                len(node.outputs) == 1:
+            got = sym(out)
+            if got is not None and all(isinstance(e, int) for e in got[0]) and \
+                    (not got[1] or len(got[0]) == 1):
+                value = np.asarray(got[0][0] if got[1] else got[0], np.int64)
         if value is None:
             kept.append(node)
             continue

@@ -362,6 +362,11 @@ def fuse_attention(graph: ir.Graph) -> bool:
             inputs.append(m["mask"])
         rs = m["reshape"]
         attn_out = view.new_name(rs.outputs[0] + "_attention")
+        # Its shape, so that shape folding can see the merge Reshape below is a no-op.
+        q_shape = view.shape(q3)
+        if q_shape is not None and len(q_shape) == 3:
+            graph.value_info[attn_out] = ir.ValueInfo(
+                attn_out, _F32, (q_shape[0], q_shape[1], m["heads"] * m["v_head_size"]))
         new_nodes.append(ir.Node("MultiHeadAttention", inputs, [attn_out], attrs,
                                  view.new_name("MultiHeadAttention"), FERRY))
         # The merge Reshape stays (now [b, s, H*Dv] -> the same shape: a view).

@@ -254,3 +254,68 @@ def fold_transposes_into_matmul(graph: ir.Graph) -> bool:
         changed = True
     view.commit()
     return changed
+
+
+def fuse_reshape_gemm_reshape(graph: ir.Graph) -> bool:
+    """Reshape(x, [-1, K]) -> Gemm/FusedGemm(const B, bias) -> Reshape(back to x's leading dims
+    + [N]) -> ferry::FusedMatMul(x, B, bias): exporters flatten [batch, seq, K] for a 2-D Gemm
+    (GPT-2's Conv1D); MatMul takes the 3-D value as it is, and both Reshapes go."""
+    view = GraphView(graph)
+    changed = False
+    for gemm in list(graph.nodes):
+        is_gemm = is_op(gemm, "Gemm") or (gemm.domain == FERRY and gemm.op_type == "FusedGemm")
+        if not is_gemm or not view.alive(gemm) or len(gemm.inputs) < 2:
+            continue
+        attrs = gemm.attrs
+        if int(attrs.get("transA", 0)) or float(attrs.get("alpha", 1.0)) != 1.0 or \
+                float(attrs.get("beta", 1.0)) != 1.0:
+            continue
+        w = view.const(gemm.inputs[1])
+        if w is None or w.ndim != 2 or w.dtype != np.float32:
+            continue
+        n = w.shape[0] if int(attrs.get("transB", 0)) else w.shape[1]
+        bias = gemm.inputs[2] if len(gemm.inputs) > 2 and gemm.inputs[2] else ""
+        if bias:
+            c = view.const(bias)
+            if c is None or c.dtype != np.float32 or c.size != n or \
+                    c.shape[-1:] != (n,) or any(d != 1 for d in c.shape[:-1]):
+                continue
+        flat = view.producer.get(gemm.inputs[0])
+        if not is_op(flat, "Reshape") or view.only_reader(gemm.inputs[0]) is not gemm or \
+                not view.alive(flat):
+            continue
+        x = flat.inputs[0]
+        back = view.only_reader(gemm.outputs[0])
+        if not is_op(back, "Reshape") or back.inputs[0] != gemm.outputs[0] or \
+                not view.alive(back):
+            continue
+        xs, ys = view.shape(x), view.shape(back.outputs[0])
+        k = w.shape[1] if int(attrs.get("transB", 0)) else w.shape[0]
+        if xs is None or ys is None or len(xs) < 2 or len(ys) != len(xs) or \
+                None in xs or xs[-1] != k or ys[-1] != n or view.elem_type(x) != _F32:
+            continue
+        if tuple(ys[:-1]) != tuple(xs[:-1]):
+            # Inference may lose the symbol through the 2-D Gemm: a constant target with one
+            # -1 and x's static dims elsewhere still restores x's leading dims.
+            t = view.const(back.inputs[1])
+            lead = None if t is None or t.ndim != 1 or len(t) != len(xs) else \
+                [int(e) for e in t[:-1]]
+            if lead is None or lead.count(-1) != 1 or int(t[-1]) != n or \
+                    any(e != -1 and e != d for e, d in zip(lead, xs[:-1])):
+                continue
+        new_attrs = {}
+        if int(attrs.get("transB", 0)):
+            new_attrs["transB"] = 1
+        if gemm.domain == FERRY:
+            for key in ("activation", "activation_params"):
+                if key in attrs:
+                    new_attrs[key] = attrs[key]
+        if bias and view.const(bias).ndim != 1:
+            bias = view.add_initializer(bias + "_vec", view.const(bias).reshape(n))
+        fused = ir.Node("FusedMatMul", [x, gemm.inputs[1]] + ([bias] if bias else []),
+                        list(back.outputs), new_attrs, gemm.name or
+                        view.new_name("FusedMatMul"), FERRY)
+        view.replace([flat, gemm, back], [fused])
+        changed = True
+    view.commit()
+    return changed

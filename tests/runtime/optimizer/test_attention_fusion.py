@@ -227,8 +227,10 @@ def test_gelu_tanh_recognised_and_fused_into_gemm_through_reshape(cube, tail):
     inits += [("flat", np.array([-1, 6], np.int64)), ("w", randn(6, 10)),
               ("bias", randn(10)), ("shape3", np.array([-1, 3, 10], np.int64))]
     model = make_model(nodes, [("x", F, ["b", 3, 6])], [("g3", F, None)], inits)
-    ops = ops_after(model)
-    assert ops == {"Reshape": 2, "ferry::FusedGemm": 1}, ops
+    sess = session(model)
+    (node,) = sess._graph.nodes  # Reshape -> Gemm+GELU -> Reshape is one 3-D MatMul
+    assert (node.domain, node.op_type) == ("ferry", "FusedMatMul")
+    assert node.attrs["activation"] == "gelu_tanh"
     check_equal(model, {"x": randn(2, 3, 6, scale=2.0)})
 
 
@@ -275,3 +277,19 @@ def test_reshape_that_keeps_every_axis_is_removed():
     model2 = make_model(nodes, [("x", F, ["b", 3, 4, 5])], [("y", F, None)],
                         [("same", np.array([0, -1, 5, 4], np.int64))])
     assert ops_after(model2, GraphOptimizationLevel.ORT_ENABLE_BASIC)["Reshape"] == 1
+
+
+@pytest.mark.parametrize("back", [[0, 0, 10], [-1, 3, 10]])
+def test_flattened_gemm_runs_as_matmul_on_the_3d_value(back):
+    nodes = [helper.make_node("Reshape", ["x", "flat"], ["x2"]),
+             helper.make_node("Gemm", ["x2", "w", "bias"], ["h2"], transB=1),
+             helper.make_node("Reshape", ["h2", "back"], ["y"])]
+    model = make_model(nodes, [("x", F, ["b", 3, 6])], [("y", F, None)],
+                       [("flat", np.array([-1, 6], np.int64)), ("w", randn(10, 6)),
+                        ("bias", randn(10)), ("back", np.array(back, np.int64))])
+    ops = ops_after(model)
+    if back[0] == 0:  # 0 copies the 2-D Gemm output's rows: not x's batch, left alone
+        assert ops["Gemm"] == 1
+        return
+    assert ops == {"ferry::FusedMatMul": 1}, ops
+    check_equal(model, {"x": randn(2, 3, 6)})

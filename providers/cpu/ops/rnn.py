@@ -1,15 +1,20 @@
-"""Recurrent ops: RNN, GRU, LSTM (numpy reference implementations).
+"""Recurrent ops: RNN, GRU, LSTM (numpy reference implementations and C++ lowerings).
 
 All three share the same frame: inputs in [seq, batch, feature] (layout 0) or
 [batch, seq, feature] (layout 1, since opset 14), one weight set per direction,
 per-batch ``sequence_lens`` and optional initial states. Every output is optional.
+
+float32 nodes with the default activations run on the C++ kernels "LSTM", "GRU" and "RNN"
+(kernels_cpp/src/rnn/rnn.cpp: one GEMM for the input projection of all steps, one per step
+for the recurrence, W and R packed once when they are graph constants); everything else
+(other activations, other dtypes, shapes the spec rejects) takes the numpy path below.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from providers.cpu.opset import register
+from providers.cpu.opset import NativeCall, register
 
 # --------------------------------------------------------------------------------------------
 # Activations. Alpha/beta defaults are those of the ONNX operators of the same name.
@@ -181,10 +186,95 @@ def _clip(x, clip):
 
 
 # --------------------------------------------------------------------------------------------
+# C++ lowering
+
+_F32 = np.dtype(np.float32)
+_DEFAULT_ACTIVATIONS = {"RNN": ["tanh"], "GRU": ["sigmoid", "tanh"],
+                        "LSTM": ["sigmoid", "tanh", "tanh"]}
+_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+
+
+def _native(op: str, inputs, attrs) -> NativeCall | None:
+    """NativeCall for one RNN/GRU/LSTM node, or None when numpy must run it (non-default
+    activations, other dtypes, or shapes the numpy path rejects with its own error)."""
+    n_in = 8 if op == "LSTM" else 6
+    ins = list(inputs[:n_in]) + [None] * (n_in - len(inputs))
+    x, w, r = ins[0], ins[1], ins[2]
+    if x is None or w is None or r is None:
+        return None
+    direction = attrs.get("direction") or "forward"
+    if direction not in ("forward", "reverse", "bidirectional"):
+        return None
+    nd = 2 if direction == "bidirectional" else 1
+    defaults = _DEFAULT_ACTIVATIONS[op]
+    names = attrs.get("activations")
+    if names:
+        names = [str(n).lower() for n in names]
+        if names not in (defaults, defaults * nd):
+            return None
+    for j, v in enumerate(ins):
+        if v is None:
+            continue
+        if v.dtype != (np.dtype(np.int32) if j == 4 else _F32):
+            return None
+    layout = int(attrs.get("layout") or 0)
+    if layout not in (0, 1) or x.ndim != 3:
+        return None
+    seq, batch = (x.shape[0], x.shape[1]) if layout == 0 else (x.shape[1], x.shape[0])
+    g = _GATES[op]
+    if r.ndim != 3:
+        return None
+    hidden = int(attrs["hidden_size"]) if attrs.get("hidden_size") else int(r.shape[-1])
+    if hidden < 1:
+        return None
+    state = (nd, batch, hidden) if layout == 0 else (batch, nd, hidden)
+    expect = {1: (nd, g * hidden, x.shape[2]), 2: (nd, g * hidden, hidden),
+              3: (nd, 2 * g * hidden), 4: (batch,), 5: state, 6: state, 7: (nd, 3 * hidden)}
+    for j, shape in expect.items():
+        if j < n_in and ins[j] is not None and ins[j].shape != shape:
+            return None
+    lens = ins[4]
+    if lens is not None and ((lens < 0).any() or (lens > seq).any()):
+        return None  # numpy raises the error (the kernel checks again at run time)
+    clip = attrs.get("clip")
+    if clip is not None and not float(clip) > 0:
+        return None  # the spec wants a positive threshold; numpy keeps np.clip's reading
+    params = {
+        "hidden_size": hidden,
+        "directions": [0, 1] if nd == 2 else [1 if direction == "reverse" else 0],
+        "layout": layout,
+        "has_clip": int(clip is not None),
+        "clip": float(clip) if clip is not None else 0.0,
+        "input_forget": int(bool(attrs.get("input_forget") or 0)) if op == "LSTM" else 0,
+        "linear_before_reset": int(bool(attrs.get("linear_before_reset") or 0))
+        if op == "GRU" else 0,
+    }
+    y = (seq, nd, batch, hidden) if layout == 0 else (batch, seq, nd, hidden)
+    n_out = 3 if op == "LSTM" else 2
+    # Trailing absent inputs are cut so the kernel never sees more inputs than the node has.
+    last = max(j for j, v in enumerate(ins) if v is not None)
+    return NativeCall(op, params, [y] + [state] * (n_out - 1), [_F32] * n_out,
+                      inputs=list(range(last + 1)),
+                      constant_inputs=tuple(j for j in (1, 2, 3, 7) if j <= last))
+
+
+def _rnn_native(inputs, attrs):
+    return _native("RNN", inputs, attrs)
+
+
+def _gru_native(inputs, attrs):
+    return _native("GRU", inputs, attrs)
+
+
+def _lstm_native(inputs, attrs):
+    return _native("LSTM", inputs, attrs)
+
+
+# --------------------------------------------------------------------------------------------
 # RNN
 
 
-@register("RNN", since=1)
+@register("RNN", since=1, native=_rnn_native)
 def rnn(x, w, r, b=None, sequence_lens=None, initial_h=None, *, activation_alpha=None,
         activation_beta=None, activations=None, clip=None, direction="forward",
         hidden_size=None, layout=0, output_sequence=0):
@@ -216,7 +306,7 @@ def rnn(x, w, r, b=None, sequence_lens=None, initial_h=None, *, activation_alpha
 # GRU
 
 
-@register("GRU", since=1)
+@register("GRU", since=1, native=_gru_native)
 def gru(x, w, r, b=None, sequence_lens=None, initial_h=None, *, activation_alpha=None,
         activation_beta=None, activations=None, clip=None, direction="forward",
         hidden_size=None, layout=0, linear_before_reset=0, output_sequence=0):
@@ -256,7 +346,7 @@ def gru(x, w, r, b=None, sequence_lens=None, initial_h=None, *, activation_alpha
 # LSTM
 
 
-@register("LSTM", since=1)
+@register("LSTM", since=1, native=_lstm_native)
 def lstm(x, w, r, b=None, sequence_lens=None, initial_h=None, initial_c=None, p=None, *,
          activation_alpha=None, activation_beta=None, activations=None, clip=None,
          direction="forward", hidden_size=None, input_forget=0, layout=0, output_sequence=0):

@@ -215,3 +215,6 @@ class CompileContext:
     # Initializers that a run may override (graph inputs with a default value).
     overridable: set[str] = field(default_factory=set)
     model_path: str | None = None
+    # Declared input shape ranges (SessionOptions.set_input_shape_range): input name ->
+    # runtime.options.ShapeRange; compiled providers size their engines from them.
+    input_shape_ranges: dict = field(default_factory=dict)

@@ -46,6 +46,7 @@ class LoadedModel:
     base_dir: str | None              # folder external data is confined to
     opsets: dict[str, int] = field(default_factory=dict)
     functions: dict[tuple[str, str], onnx.FunctionProto] = field(default_factory=dict)
+    input_shapes: InputShapeReport | None = None
 
 
 def _parse_bytes(data: bytes) -> onnx.ModelProto:
@@ -176,9 +177,185 @@ def _check_inline_tensors(model: onnx.ModelProto, limit: int) -> None:
                                    f"its shape {list(t.dims)} and type need {expected}")
 
 
+@dataclass
+class InputShapeSpec:
+    """What the session options say about input shapes (see runtime/options.py)."""
+
+    by_name: dict[str, int] = field(default_factory=dict)
+    by_denotation: dict[str, int] = field(default_factory=dict)
+    ranges: dict = field(default_factory=dict)  # name -> options.ShapeRange
+
+    def __bool__(self) -> bool:
+        return bool(self.by_name or self.by_denotation or self.ranges)
+
+
+@dataclass
+class InputShapeReport:
+    """What :func:`apply_input_shapes` did: fixed dims and the effective ranges."""
+
+    overrides_applied: dict[str, int] = field(default_factory=dict)  # "name"/"denotation" -> v
+    overrides_unused: list[str] = field(default_factory=list)
+    ranges: dict = field(default_factory=dict)  # name -> ShapeRange, narrowed to the model
+    fixed_by_ranges: dict[str, dict[int, int]] = field(default_factory=dict)
+    # symbol -> (min, opt, max) of the symbolic dims the declared ranges bound
+    symbols: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    # inputs with no declared range whose dynamic dims are all bound through shared symbols
+    derived: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"free_dimension_overrides": dict(self.overrides_applied),
+                "free_dimension_overrides_unused": list(self.overrides_unused),
+                "input_shape_ranges": {n: r.as_dict() for n, r in self.ranges.items()},
+                "dims_fixed_by_ranges": {n: dict(d) for n, d in self.fixed_by_ranges.items()},
+                "ranges_derived_from_shared_dims": list(self.derived)}
+
+
+def _fix_symbol(graph: onnx.GraphProto, symbol: str, value: int) -> None:
+    """Every top-level dimension named ``symbol`` becomes ``value`` (inputs, outputs and
+    value_info: one name is one size throughout the graph)."""
+    for vi in itertools.chain(graph.input, graph.output, graph.value_info):
+        if vi.type.WhichOneof("value") != "tensor_type" or not vi.type.tensor_type.HasField(
+                "shape"):
+            continue
+        for d in vi.type.tensor_type.shape.dim:
+            if d.WhichOneof("value") == "dim_param" and d.dim_param == symbol:
+                d.dim_value = value
+
+
+def apply_input_shapes(proto: onnx.ModelProto, spec: InputShapeSpec) -> InputShapeReport:
+    """Apply free-dimension overrides and declared shape ranges to ``proto``'s graph inputs
+    (in place, before shape inference, so that fixed sizes propagate and static folding can
+    fire). Ranges are checked against the declared inputs: the name must be an input, the rank
+    equal, fixed dims inside the range; a symbol shared by several inputs gets the intersection
+    of their ranges. Dims whose range is a single value become static."""
+    from runtime.errors import suggest
+    from runtime.options import ShapeRange
+
+    report = InputShapeReport()
+    graph = proto.graph
+    init_names = {t.name for t in graph.initializer}
+    inputs = {vi.name: vi for vi in graph.input if vi.name not in init_names}
+
+    def dims_of(vi):
+        tp = vi.type
+        if tp.WhichOneof("value") != "tensor_type" or not tp.tensor_type.HasField("shape"):
+            return None
+        return tp.tensor_type.shape.dim
+
+    # 1. Free-dimension overrides (onnxruntime's semantics: by symbol name or denotation).
+    used: set[str] = set()
+    for vi in inputs.values():
+        for d in dims_of(vi) or ():
+            if d.WhichOneof("value") == "dim_param" and d.dim_param in spec.by_name:
+                used.add(f"name:{d.dim_param}")
+                report.overrides_applied[d.dim_param] = spec.by_name[d.dim_param]
+            elif d.denotation and d.denotation in spec.by_denotation:
+                value = spec.by_denotation[d.denotation]
+                if d.WhichOneof("value") == "dim_value" and d.dim_value != value:
+                    raise InvalidArgument(
+                        f"free dimension override '{d.denotation}' = {value}: input "
+                        f"'{vi.name}' declares that dimension as {d.dim_value}")
+                used.add(f"denotation:{d.denotation}")
+                report.overrides_applied[d.denotation] = value
+                if d.WhichOneof("value") == "dim_param":
+                    _fix_symbol(graph, d.dim_param, value)
+                d.dim_value = value
+    for sym, value in spec.by_name.items():
+        if f"name:{sym}" in used:
+            _fix_symbol(graph, sym, value)
+    report.overrides_unused = sorted(
+        [n for n in spec.by_name if f"name:{n}" not in used]
+        + [n for n in spec.by_denotation if f"denotation:{n}" not in used])
+    if report.overrides_unused:
+        log.warning("free dimension override(s) %s match no dimension of the model's inputs",
+                    ", ".join(repr(n) for n in report.overrides_unused))
+
+    # 2. Ranges against the declared inputs.
+    bounds: dict[str, tuple[list[int], list[int], list[int]]] = {}
+    symbols: dict[str, list[tuple[str, int]]] = {}
+    for name, rng in spec.ranges.items():
+        if name not in inputs:
+            why = " (it is an initializer)" if name in init_names else ""
+            raise InvalidArgument(
+                f"input shape range for '{name}': the model has no such input{why}"
+                f"{suggest(name, inputs)}; inputs: {', '.join(inputs) or 'none'}")
+        vi = inputs[name]
+        if vi.type.WhichOneof("value") != "tensor_type":
+            raise InvalidArgument(f"input shape range for '{name}': the input is not a tensor")
+        lo, mid, hi = list(rng.min), list(rng.opt), list(rng.max)
+        dims = dims_of(vi)
+        if dims is not None:
+            if len(dims) != len(lo):
+                declared = [d.dim_value if d.WhichOneof("value") == "dim_value" else
+                            (d.dim_param or "?") for d in dims]
+                raise InvalidArgument(
+                    f"input shape range for '{name}' has rank {len(lo)} but the model declares "
+                    f"rank {len(dims)} (shape {declared})")
+            for axis, d in enumerate(dims):
+                kind = d.WhichOneof("value")
+                if kind == "dim_value":
+                    if not lo[axis] <= d.dim_value <= hi[axis]:
+                        raise InvalidArgument(
+                            f"input shape range for '{name}': dimension {axis} is fixed at "
+                            f"{d.dim_value} by the model, outside the declared range "
+                            f"[{lo[axis]}, {hi[axis]}]")
+                    lo[axis] = mid[axis] = hi[axis] = d.dim_value
+                elif kind == "dim_param" and d.dim_param:
+                    symbols.setdefault(d.dim_param, []).append((name, axis))
+        bounds[name] = (lo, mid, hi)
+    # One symbol is one size: inputs sharing it get the intersection of their ranges.
+    for sym, uses in symbols.items():
+        a = max(bounds[n][0][ax] for n, ax in uses)
+        b = min(bounds[n][2][ax] for n, ax in uses)
+        if a > b:
+            desc = ", ".join(f"'{n}' dim {ax} in [{bounds[n][0][ax]}, {bounds[n][2][ax]}]"
+                             for n, ax in uses)
+            raise InvalidArgument(f"input shape ranges disagree on dimension '{sym}', which "
+                                  f"several inputs share: {desc} have no size in common")
+        for n, ax in uses:
+            lo, mid, hi = bounds[n]
+            lo[ax], hi[ax] = a, b
+            mid[ax] = min(max(mid[ax], a), b)
+        first = bounds[uses[0][0]][1][uses[0][1]]
+        report.symbols[sym] = (a, first, b)
+    # An undeclared input whose dynamic dims all share a bound symbol has a range too.
+    for name, vi in inputs.items():
+        dims = dims_of(vi)
+        if name in bounds or not dims or vi.type.WhichOneof("value") != "tensor_type":
+            continue
+        kinds = [d.WhichOneof("value") for d in dims]
+        if not all(k == "dim_value" or (k == "dim_param" and d.dim_param in report.symbols)
+                   for k, d in zip(kinds, dims)):
+            continue
+        if all(k == "dim_value" for k in kinds):
+            continue  # static: nothing to bound
+        b3 = [[d.dim_value] * 3 if k == "dim_value" else list(report.symbols[d.dim_param])
+              for k, d in zip(kinds, dims)]
+        bounds[name] = tuple([x[i] for x in b3] for i in range(3))
+        report.derived.append(name)
+    # 3. Single-valued dims become static.
+    for name, (lo, mid, hi) in bounds.items():
+        report.ranges[name] = ShapeRange(tuple(lo), tuple(mid), tuple(hi))
+        dims = dims_of(inputs[name])
+        if dims is None:
+            continue
+        for axis, d in enumerate(dims):
+            if d.WhichOneof("value") == "dim_value" or lo[axis] != hi[axis]:
+                continue
+            report.fixed_by_ranges.setdefault(name, {})[axis] = lo[axis]
+            if d.WhichOneof("value") == "dim_param" and d.dim_param:
+                _fix_symbol(graph, d.dim_param, lo[axis])
+            d.dim_value = lo[axis]
+    return report
+
+
 def load_model(model, *, external_data_dir: str | None = None,
-               memory_limit: int = 1 << 40, check: bool = True) -> LoadedModel:
-    """Load and validate a model from a path, bytes or an ``onnx.ModelProto``."""
+               memory_limit: int = 1 << 40, check: bool = True,
+               input_shapes: InputShapeSpec | None = None) -> LoadedModel:
+    """Load and validate a model from a path, bytes or an ``onnx.ModelProto``.
+
+    ``input_shapes``: free-dimension overrides and shape ranges, applied to the graph inputs
+    before shape inference (the report lands in ``LoadedModel.input_shapes``)."""
     path = None
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
@@ -218,6 +395,8 @@ def load_model(model, *, external_data_dir: str | None = None,
 
     _load_external_data(proto, base_dir, memory_limit)
     _check_inline_tensors(proto, memory_limit)
+    shape_report = apply_input_shapes(proto, input_shapes) if input_shapes else \
+        InputShapeReport()
 
     # The checker and shape inference serialize the model they get; on a skeleton without the
     # big weights (each replaced by an input of the same type and shape, what inference needs)
@@ -238,7 +417,7 @@ def load_model(model, *, external_data_dir: str | None = None,
         t.ClearField("raw_data")
     functions = {(f.domain, f.name): f for f in proto.functions}
     return LoadedModel(proto=proto, graph=graph, path=path, base_dir=base_dir, opsets=opsets,
-                       functions=functions)
+                       functions=functions, input_shapes=shape_report)
 
 
 def _graphs(graph: onnx.GraphProto):

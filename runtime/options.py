@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import enum
+import json
 import math
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from runtime.errors import InvalidArgument
 
@@ -68,6 +72,84 @@ def _check_int(name: str, value: Any, minimum: int = 0) -> int:
     return value
 
 
+# Config entry holding declared input shape ranges as JSON (the same data as
+# SessionOptions.set_input_shape_range), for tools that only pass string entries.
+SHAPE_RANGES_CONFIG_KEY = "session.input_shape_ranges"
+# Config entry: "0" skips the run at the largest declared shapes at session creation.
+PLAN_AT_CREATION_CONFIG_KEY = "session.input_shape_ranges.plan_at_creation"
+
+
+@dataclass(frozen=True)
+class ShapeRange:
+    """The shapes one input may take: ``min <= shape <= max`` in every dimension; ``opt`` is
+    the shape compiled providers (TensorRT) tune for."""
+
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+
+    def contains(self, shape) -> bool:
+        return len(shape) == len(self.min) and all(
+            lo <= int(d) <= hi for lo, d, hi in zip(self.min, shape, self.max))
+
+
+def _check_dim(what: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InvalidArgument(f"{what} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _check_shape(what: str, shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise InvalidArgument(f"{what} must be a list of integers, got {shape!r}")
+    return tuple(_check_dim(f"{what}[{i}]", d) for i, d in enumerate(shape))
+
+
+def make_shape_range(name: str, min_shape: Any, max_shape: Any,
+                     opt_shape: Any = None) -> ShapeRange:
+    """A validated :class:`ShapeRange` (same rank, ``min <= opt <= max``); ``opt`` defaults
+    to ``max``."""
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument(f"an input shape range needs the input's name, got {name!r}")
+    lo = _check_shape(f"min shape of input '{name}'", min_shape)
+    hi = _check_shape(f"max shape of input '{name}'", max_shape)
+    mid = hi if opt_shape is None else _check_shape(f"opt shape of input '{name}'", opt_shape)
+    if not len(lo) == len(mid) == len(hi):
+        raise InvalidArgument(
+            f"shape range of input '{name}': min {list(lo)}, opt {list(mid)} and max "
+            f"{list(hi)} must have the same rank")
+    for axis, (a, b, c) in enumerate(zip(lo, mid, hi)):
+        if not a <= b <= c:
+            raise InvalidArgument(
+                f"shape range of input '{name}': dimension {axis} needs min <= opt <= max, "
+                f"got {a} / {b} / {c} (min {list(lo)}, opt {list(mid)}, max {list(hi)})")
+    return ShapeRange(lo, mid, hi)
+
+
+def _parse_ranges_json(text: str) -> dict[str, ShapeRange]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"session config entry '{SHAPE_RANGES_CONFIG_KEY}' is not JSON "
+                              f"({exc}); write {{\"input\": {{\"min\": [1, 3], \"max\": "
+                              "[8, 3]}}") from None
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"session config entry '{SHAPE_RANGES_CONFIG_KEY}' must be a JSON "
+                              "object of input name -> {\"min\", \"max\", \"opt\"}")
+    out = {}
+    for name, spec in data.items():
+        if not isinstance(spec, dict) or not {"min", "max"} <= set(spec) or \
+                set(spec) - {"min", "max", "opt"}:
+            raise InvalidArgument(
+                f"session config entry '{SHAPE_RANGES_CONFIG_KEY}': input '{name}' needs an "
+                f"object with keys min, max and optionally opt, got {spec!r}")
+        out[name] = make_shape_range(name, spec["min"], spec["max"], spec.get("opt"))
+    return out
+
+
 class SessionOptions:
     """Options for :class:`runtime.InferenceSession` (onnxruntime's names).
 
@@ -76,6 +158,12 @@ class SessionOptions:
     session fails, naming every node, when the providers asked for cannot run the whole graph.
     ``memory_limit_bytes`` caps any single tensor the session would allocate (0: no cap beyond
     a default guard of half the machine's memory).
+
+    Input shapes: :meth:`add_free_dimension_override_by_name` /
+    :meth:`add_free_dimension_override_by_denotation` fix a symbolic dimension for the whole
+    session (as in onnxruntime); :meth:`set_input_shape_range` declares the shapes an input
+    may take (validated against the model at creation, enforced at every run, used to plan
+    memory and to compile OpenVINO / TensorRT partitions for the range).
     """
 
     def __init__(self) -> None:
@@ -96,6 +184,54 @@ class SessionOptions:
         self.strict_providers = False
         self.memory_limit_bytes = 0
         self._config: dict[str, str] = {}
+        self._free_dims_by_name: dict[str, int] = {}
+        self._free_dims_by_denotation: dict[str, int] = {}
+        self._shape_ranges: dict[str, ShapeRange] = {}
+
+    # --- input shapes ----------------------------------------------------------------------
+    def add_free_dimension_override_by_name(self, dim_name: str, dim_value: int) -> None:
+        """Every dimension named ``dim_name`` (a symbolic dim of the model's inputs) is
+        ``dim_value`` for the whole session (onnxruntime's method)."""
+        if not isinstance(dim_name, str) or not dim_name:
+            raise InvalidArgument(f"dimension name must be a non-empty string, got {dim_name!r}")
+        self._free_dims_by_name[dim_name] = _check_dim(
+            f"free dimension override '{dim_name}'", dim_value)
+
+    def add_free_dimension_override_by_denotation(self, dim_denotation: str,
+                                                  dim_value: int) -> None:
+        """Every input dimension with this denotation (``DATA_BATCH``, ``DATA_CHANNEL``...)
+        is ``dim_value`` for the whole session (onnxruntime's method)."""
+        if not isinstance(dim_denotation, str) or not dim_denotation:
+            raise InvalidArgument("dimension denotation must be a non-empty string, got "
+                                  f"{dim_denotation!r}")
+        self._free_dims_by_denotation[dim_denotation] = _check_dim(
+            f"free dimension override '{dim_denotation}'", dim_value)
+
+    @property
+    def free_dimension_overrides(self) -> dict[str, dict[str, int]]:
+        """The overrides given so far: ``{"by_name": {...}, "by_denotation": {...}}``."""
+        return {"by_name": dict(self._free_dims_by_name),
+                "by_denotation": dict(self._free_dims_by_denotation)}
+
+    def set_input_shape_range(self, name: str, min_shape, max_shape, opt_shape=None) -> None:
+        """Declare that input ``name`` takes shapes between ``min_shape`` and ``max_shape``
+        (per dimension, inclusive); ``opt_shape`` (default: ``max_shape``) is the shape
+        TensorRT tunes for. Dimensions with min == max become static. A later call for the
+        same input replaces the earlier one."""
+        self._shape_ranges[name] = make_shape_range(name, min_shape, max_shape, opt_shape)
+
+    def clear_input_shape_ranges(self) -> None:
+        self._shape_ranges.clear()
+        self._config.pop(SHAPE_RANGES_CONFIG_KEY, None)
+
+    def get_input_shape_ranges(self) -> dict[str, ShapeRange]:
+        """Declared ranges: name -> :class:`ShapeRange` (the config entry's ones included)."""
+        out = {}
+        text = self._config.get(SHAPE_RANGES_CONFIG_KEY)
+        if text:
+            out.update(_parse_ranges_json(text))
+        out.update(self._shape_ranges)
+        return out
 
     # --- validated properties -----------------------------------------------------------
     @property
@@ -160,7 +296,13 @@ class SessionOptions:
 
     # --- ORT's free-form configuration entries --------------------------------------------
     def add_session_config_entry(self, key: str, value: str) -> None:
-        self._config[str(key)] = str(value)
+        key, value = str(key), str(value)
+        if key == SHAPE_RANGES_CONFIG_KEY:
+            _parse_ranges_json(value)  # refuse a bad declaration here, not at creation
+        elif key == PLAN_AT_CREATION_CONFIG_KEY and value not in ("0", "1"):
+            raise InvalidArgument(f"session config entry '{key}' must be '0' or '1', got "
+                                  f"{value!r}")
+        self._config[key] = value
 
     def get_session_config_entry(self, key: str) -> str:
         if key not in self._config:

@@ -24,9 +24,14 @@ from runtime import ir
 from runtime import tensor as _tensor
 from runtime.errors import InvalidArgument, ProviderOptionError, suggest
 from runtime.executor import Executor
-from runtime.model import load_model
+from runtime.model import InputShapeSpec, load_model
 from runtime.optimizer import optimize
-from runtime.options import GraphOptimizationLevel, RunOptions, SessionOptions
+from runtime.options import (
+    PLAN_AT_CREATION_CONFIG_KEY,
+    GraphOptimizationLevel,
+    RunOptions,
+    SessionOptions,
+)
 from runtime.partition import partition_graph
 
 log = logging.getLogger("ferry")
@@ -152,10 +157,19 @@ class InferenceSession:
                 f"forbids falling back to the CPU ({'; '.join(self._unavailable.values())})")
         self._providers = active
 
-        # 2. Load, optimize.
+        # 2. Load (free-dimension overrides and shape ranges applied to the inputs before
+        #    shape inference, so fixed sizes reach every pass), optimize.
+        overrides = self._options.free_dimension_overrides
+        shape_spec = InputShapeSpec(by_name=overrides["by_name"],
+                                    by_denotation=overrides["by_denotation"],
+                                    ranges=self._options.get_input_shape_ranges())
         self._model = load_model(path_or_bytes, memory_limit=self._options.effective_memory_limit(),
                                  external_data_dir=self._options._config.get(
-                                     "session.model_external_initializers_file_folder_path"))
+                                     "session.model_external_initializers_file_folder_path"),
+                                 input_shapes=shape_spec)
+        self._shape_report = self._model.input_shapes
+        self._shape_ranges = dict(self._shape_report.ranges)
+        self._planned_at_creation: dict[str, Any] | None = None
         graph = self._model.graph
         if self._model.proto.ir_version < 4:
             # Before IR 4 every initializer had to be listed as an input too: such listings
@@ -179,9 +193,12 @@ class InferenceSession:
             pass
 
         # 4. Partition and compile.
+        # Effective declared ranges (name -> ShapeRange) go to providers that compile for a
+        # range (OpenVINO bounded dims, TensorRT profiles).
         context = CompileContext(session_options=self._options, opsets=self._model.opsets,
                                  constant_names=set(graph.initializers) - self._overridable,
-                                 overridable=self._overridable, model_path=self._model.path)
+                                 overridable=self._overridable, model_path=self._model.path,
+                                 input_shape_ranges=dict(self._shape_ranges))
         self._partitioning = partition_graph(self._graph, self._providers, context)
         self._log_fallback()
         self._executor = Executor(self._graph, self._partitioning, self._overridable)
@@ -196,6 +213,69 @@ class InferenceSession:
             from runtime.profiling import Profiler
 
             self._profiler = Profiler(self._options.profile_file_prefix)
+
+        # 5. Declared ranges: one run at the largest shapes plans (and reserves) the memory a
+        #    service will need, and compiles what compiles per shape, before the first request.
+        if self._shape_ranges and self._options._config.get(PLAN_AT_CREATION_CONFIG_KEY,
+                                                            "1") == "1":
+            self._plan_for_max_shapes()
+
+    def _range_feed(self, dims: dict[str, int] | None = None, which: str = "max"
+                    ) -> dict[str, Any]:
+        """Zeros for every input: ranged inputs at their ``which`` ("min"/"opt"/"max") shape,
+        the others as declared with symbolic dims from ``dims`` (else 1)."""
+        dims = dict(dims or {})
+        feed = {}
+        for arg in self._inputs:
+            info = self._input_info[arg.name]
+            if info.kind != "tensor" or (info.shape is None and arg.name not in
+                                         self._shape_ranges):
+                raise InvalidArgument(
+                    f"warmup cannot make a value for input '{arg.name}' ({arg.type}); pass "
+                    "input_feed")
+            rng = self._shape_ranges.get(arg.name)
+            if rng is not None:
+                shape = list(getattr(rng, which))
+            else:
+                shape = []
+                for d in info.shape:
+                    if isinstance(d, int):
+                        shape.append(d)
+                    elif isinstance(d, str) and d in dims:
+                        shape.append(int(dims[d]))
+                    else:
+                        shape.append(1)
+            dtype = info.dtype or np.dtype(np.float32)
+            feed[arg.name] = np.zeros(shape, dtype) if dtype != object else \
+                np.full(shape, "", dtype=object)
+        return feed
+
+    def _plan_for_max_shapes(self) -> None:
+        """Run once on zeros at the declared max shapes. A model that cannot run on zeros
+        (data-dependent shapes, say) is not an error: the plan is then made at the first run."""
+        shapes = {n: list(r.max) for n, r in self._shape_ranges.items()}
+        try:
+            feed = self._range_feed(which="max")
+            # The first run traces and builds the CPU plan; the second runs it, which
+            # allocates its arena and keeps it pooled (reserved) for the requests to come.
+            profiler, self._profiler = self._profiler, None  # not a request: not profiled
+            try:
+                for _ in range(2):
+                    self.run(None, feed)
+            finally:
+                self._profiler = profiler
+        except Exception as exc:
+            log.warning("could not plan memory for the declared max input shapes %s: %s: %s",
+                        shapes, type(exc).__name__, exc)
+            self._planned_at_creation = {"shapes": shapes, "ok": False,
+                                         "error": f"{type(exc).__name__}: {exc}"}
+        else:
+            self._planned_at_creation = {"shapes": shapes, "ok": True}
+
+    def get_input_shape_ranges(self) -> dict[str, dict[str, list[int]]]:
+        """The declared input shape ranges as enforced (narrowed by the model's fixed dims
+        and shared symbols): name -> {"min", "opt", "max"}."""
+        return {n: r.as_dict() for n, r in self._shape_ranges.items()}
 
     # ---- description ---------------------------------------------------------------------
     def get_inputs(self) -> list[NodeArg]:
@@ -250,6 +330,8 @@ class InferenceSession:
                 "planned_arena_bytes": sum(p["arena_bytes"] for p in plans),
                 "naive_bytes": sum(p["naive_bytes"] for p in plans),
             },
+            "input_shapes": {**self._shape_report.as_dict(),
+                             "planned_at_creation": self._planned_at_creation},
         }
 
     # ---- running -------------------------------------------------------------------------
@@ -314,27 +396,10 @@ class InferenceSession:
                dims: dict[str, int] | None = None, runs: int = 2) -> dict[str, Any]:
         """Do the compile and planning work ahead of the first real request: runs the model
         ``runs`` times on ``input_feed`` or, by default, on zeros shaped by the declared
-        inputs (symbolic dimensions from ``dims``, else 1). Returns each run's seconds."""
+        inputs: inputs with a declared shape range at its max shape (the biggest plan), the
+        others with symbolic dimensions from ``dims``, else 1. Returns each run's seconds."""
         if input_feed is None:
-            dims = dict(dims or {})
-            input_feed = {}
-            for arg in self._inputs:
-                info = self._input_info[arg.name]
-                if info.kind != "tensor" or info.shape is None:
-                    raise InvalidArgument(
-                        f"warmup cannot make a value for input '{arg.name}' ({arg.type}); pass "
-                        "input_feed")
-                shape = []
-                for d in info.shape:
-                    if isinstance(d, int):
-                        shape.append(d)
-                    elif isinstance(d, str) and d in dims:
-                        shape.append(int(dims[d]))
-                    else:
-                        shape.append(1)
-                dtype = info.dtype or np.dtype(np.float32)
-                input_feed[arg.name] = np.zeros(shape, dtype) if dtype != object else \
-                    np.full(shape, "", dtype=object)
+            input_feed = self._range_feed(dims, which="max")
         import time
 
         times = []
@@ -389,7 +454,28 @@ class InferenceSession:
         if missing:
             desc = ", ".join(f"'{i.name}' ({i.type}, shape {i.shape})" for i in missing)
             raise InvalidArgument(f"missing input(s): {desc}")
+        for name, rng in self._shape_ranges.items():
+            self._check_range(name, rng, feeds.get(name))
         return feeds
+
+    @staticmethod
+    def _check_range(name: str, rng, value: Any) -> None:
+        """Refuse, before any work, an input outside its declared shape range."""
+        shape = getattr(value, "shape", None)
+        if shape is None:
+            return
+        shape = tuple(int(d) for d in shape)
+        if len(shape) != len(rng.min):
+            raise InvalidArgument(
+                f"input '{name}' has rank {len(shape)} (shape {list(shape)}) but its declared "
+                f"shape range has rank {len(rng.min)} (min {list(rng.min)}, max "
+                f"{list(rng.max)})")
+        for axis, (lo, d, hi) in enumerate(zip(rng.min, shape, rng.max)):
+            if not lo <= d <= hi:
+                raise InvalidArgument(
+                    f"input '{name}': dimension {axis} is {d}, outside its declared range "
+                    f"[{lo}, {hi}] (shape {list(shape)}; declared min {list(rng.min)}, max "
+                    f"{list(rng.max)})")
 
     def _check_value(self, info: ir.ValueInfo, value: Any) -> Any:
         if info.kind == "sequence":

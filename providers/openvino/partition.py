@@ -2,9 +2,10 @@
 
 The subgraph is written as an ONNX model (its constant inputs become initializers), read by
 OpenVINO's ONNX frontend and compiled once at session creation. Partitions with symbolic input
-dims are compiled with dynamic shapes when ``enable_dynamic_shapes`` is set; otherwise, like
-ORT's OpenVINO EP, once per input-shape signature at the first run of that signature (a few
-signatures are kept).
+dims are compiled once with bounded dims (``ov.Dimension(min, max)``) when the session declares
+shape ranges for all of them (``SessionOptions.set_input_shape_range``); else with dynamic
+shapes when ``enable_dynamic_shapes`` is set; otherwise, like ORT's OpenVINO EP, once per
+input-shape signature at the first run of that signature (a few signatures are kept).
 
 Runs take an infer request from a pool (one per concurrent run), bind inputs without copies
 (contiguous, writeable, matching dtype), and write outputs whose shape is known in advance
@@ -68,6 +69,28 @@ def build_model(subgraph: ir.Graph, context: CompileContext) -> tuple[Any, list,
     proto = export.make_model(subgraph.nodes, inputs, outputs, inits, vis, opsets,
                               subgraph.name or "partition")
     return proto, inputs, [v.name for v in outputs]
+
+
+def bounded_shapes(in_infos: list, ranges: dict) -> dict[str, list[tuple[int, int]]] | None:
+    """name -> [(lo, hi) per dim] for every input of the partition, from the session's
+    declared shape ranges (``ranges``: name -> ShapeRange); None when some input with a
+    dynamic dim has no declared range (an inner value, or an input left undeclared)."""
+    out = {}
+    for vi in in_infos:
+        rng = ranges.get(vi.name)
+        if rng is not None and (vi.shape is None or len(vi.shape) == len(rng.min)):
+            dims = []
+            for axis, (lo, hi) in enumerate(zip(rng.min, rng.max)):
+                d = vi.shape[axis] if vi.shape is not None else None
+                # A fixed dim of the model wins (the range was checked to contain it).
+                dims.append((d, d) if isinstance(d, int) and d >= 0 else (int(lo), int(hi)))
+            out[vi.name] = dims
+            continue
+        static = _static_shape(vi)
+        if static is None:
+            return None
+        out[vi.name] = [(d, d) for d in static]
+    return out
 
 
 def _static_shape(vi: ir.ValueInfo) -> tuple | None:
@@ -148,8 +171,13 @@ class OpenVINOPartition(CompiledPartition):
         self._model, self._digest = _read(provider.core, proto, subgraph.initializers)
         self._static = all(_static_shape(v) is not None for v in in_infos)
         dyn = bool(provider.options["enable_dynamic_shapes"])
+        self.bounds = None if self._static else bounded_shapes(
+            in_infos, context.input_shape_ranges)
         if self._static:
             self.shape_mode = "static"
+        elif self.bounds is not None:
+            # Declared ranges cover every dynamic input: one compile for the whole range.
+            self.shape_mode = "bounded"
         elif dyn:
             self.shape_mode = "dynamic"
         else:
@@ -160,7 +188,13 @@ class OpenVINOPartition(CompiledPartition):
         self._compiles = 0
         self._cache_dirs: dict[str, None] = {}  # ordered set
         self._main: _Entry | None = None
-        if self.shape_mode != "per-shape":
+        if self.shape_mode == "bounded":
+            self._model.reshape({name: self._ov.PartialShape(
+                [self._ov.Dimension(lo, hi) for lo, hi in dims])
+                for name, dims in self.bounds.items()})
+            self._main = self._compile(self._model, ("bounded",) + tuple(
+                (name, tuple(dims)) for name, dims in self.bounds.items()))
+        elif self.shape_mode != "per-shape":
             self._main = self._compile(self._model, None)
         self._effective = self._effective_properties(self._main)
         self._note_precision()
@@ -339,6 +373,8 @@ class OpenVINOPartition(CompiledPartition):
             "compiles": self._compiles,
             "nodes": self.node_count,
         }
+        if self.bounds is not None and self.shape_mode == "bounded":
+            info["input_bounds"] = {n: [list(d) for d in dims] for n, dims in self.bounds.items()}
         eff = self._effective or {}
         info["precision"] = eff.get("precision", _requested_precision(opts["precision"]))
         info["execution_devices"] = eff.get("execution_devices")

@@ -1,5 +1,6 @@
 """Pure logic of the TensorRT provider, testable without TensorRT: optimization-profile
-option parsing and the engine cache key.
+option parsing, profiles from the session's declared input shape ranges, and the engine
+cache key.
 
 The cache key is a hash of what decides an engine's content: the serialized subgraph, the
 input shapes it is built for (or its profile ranges), the precision flags, the TensorRT
@@ -65,6 +66,36 @@ def validate_profiles(min_s: dict, opt_s: dict, max_s: dict) -> None:
                 raise ProviderOptionError(
                     f"provider 'tensorrt': profile of '{name}' needs min <= opt <= max in "
                     f"every dimension, got {lo} / {mid} / {hi}")
+
+
+def profile_from_ranges(inputs, ranges: dict) -> dict | None:
+    """An optimization profile (name -> (min, opt, max)) for a subgraph's ``inputs``
+    (``(name, shape)`` pairs; shape: ints, strings for symbolic dims, or None) from the
+    session's declared shape ranges (name -> object with ``min``/``opt``/``max``). Static
+    inputs get (s, s, s). None when a dynamic input has no declared range, or its range does
+    not fit the input's rank or fixed dims."""
+    spec = {}
+    for name, shape in inputs:
+        static = shape is not None and all(isinstance(d, int) and d >= 0 for d in shape)
+        rng = ranges.get(name)
+        if rng is None:
+            if not static:
+                return None
+            s = tuple(int(d) for d in shape)
+            spec[name] = (s, s, s)
+            continue
+        lo, mid, hi = (tuple(int(d) for d in x) for x in (rng.min, rng.opt, rng.max))
+        if shape is not None:
+            if len(shape) != len(lo):
+                return None
+            fixed = [(i, d) for i, d in enumerate(shape) if isinstance(d, int) and d >= 0]
+            if any(not lo[i] <= d <= hi[i] for i, d in fixed):
+                return None
+            # A fixed dim of the subgraph must be exact in the profile.
+            lo, mid, hi = (tuple(shape[i] if isinstance(shape[i], int) and shape[i] >= 0
+                                 else x[i] for i in range(len(x))) for x in (lo, mid, hi))
+        spec[name] = (lo, mid, hi)
+    return spec
 
 
 def precision_tag(fp16: bool, int8: bool) -> str:

@@ -7,7 +7,9 @@ parser and built into engines.
   parse or build fails at compile time is handed down the chain as well.
 - **Engines**: built for static input shapes at compile time; for dynamic inputs, from the
   optimization profile options (``trt_profile_min_shapes`` / ``opt`` / ``max``, ORT's
-  syntax ``name:1x3x224x224,...``) or else per concrete input-shape signature at run time.
+  syntax ``name:1x3x224x224,...``), else from the session's declared input shape ranges
+  (``SessionOptions.set_input_shape_range``), or else per concrete input-shape signature at
+  run time.
 - **Caches**: with ``trt_engine_cache_enable`` engines are stored under
   ``trt_engine_cache_path`` by a key hashing the subgraph bytes, input shapes, precision,
   TensorRT version and GPU name (never the model path: see providers/tensorrt/keys.py). With
@@ -276,6 +278,8 @@ class TrtPartition(CompiledPartition):
     def __init__(self, graph: ir.Graph, provider: TensorRTProvider, context: CompileContext):
         self.provider = provider
         self.graph = graph
+        # The session's declared input shape ranges: a profile when no trt_profile_* is given.
+        self.shape_ranges = dict(context.input_shape_ranges)
         self.inputs = graph.input_names
         self.outputs = graph.output_names
         self.bytes = model_bytes(graph)
@@ -312,10 +316,15 @@ class TrtPartition(CompiledPartition):
         return shapes
 
     def _profile_spec(self) -> dict | None:
-        """name -> (min, opt, max) when the profile options cover every dynamic input."""
+        """name -> (min, opt, max) when the profile options cover every dynamic input; when
+        no profile option is given, from the session's declared input shape ranges."""
         p = self.provider.profiles
         if not p["min"]:
-            return None
+            if not getattr(self, "shape_ranges", None):
+                return None
+            return keys.profile_from_ranges(
+                [(vi.name, None if vi.shape is None else tuple(vi.shape))
+                 for vi in self.graph.inputs], self.shape_ranges)
         spec = {}
         for vi in self.graph.inputs:
             static = vi.shape is not None and all(isinstance(d, int) for d in vi.shape)
@@ -446,7 +455,13 @@ class TrtPartition(CompiledPartition):
             return result
 
     def explain(self) -> dict[str, Any]:
+        spec = self._profile_spec()
+        source = None if spec is None else (
+            "trt_profile_options" if self.provider.profiles["min"] else "input_shape_ranges")
         return {"device": self.provider.backend.device, "engines": len(self._engines),
+                "profile_source": source,
+                "profile": None if spec is None else {
+                    n: [list(lo), list(mid), list(hi)] for n, (lo, mid, hi) in spec.items()},
                 "engine_keys": [e.key for e in self._engines.values()],
                 "engine_cache_hits": self.cache_hits, "engines_built": self.builds,
                 "precision": self.provider.precision(),

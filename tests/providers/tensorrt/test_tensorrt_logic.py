@@ -175,3 +175,66 @@ def test_unavailable_with_reason_and_fallback(monkeypatch):
     with pytest.raises(ProviderOptionError):
         InferenceSession(model.SerializeToString(),
                          providers=[("tensorrt", {"trt_int8_enable": True}), "cpu"])
+
+
+# ---- profiles from the session's declared input shape ranges --------------------------------
+
+def _ranges(**kw):
+    from runtime.options import make_shape_range
+
+    return {name: make_shape_range(name, *shapes) for name, shapes in kw.items()}
+
+
+def test_profile_from_declared_ranges():
+    ranges = _ranges(x=([1, 3, 8, 8], [8, 3, 8, 8], [4, 3, 8, 8]))
+    spec = keys.profile_from_ranges([("x", ("N", 3, 8, 8)), ("s", (1, 4))], ranges)
+    assert spec == {"x": ((1, 3, 8, 8), (4, 3, 8, 8), (8, 3, 8, 8)),
+                    "s": ((1, 4), (1, 4), (1, 4))}
+    # A dynamic input (an inner value of the model) without a declared range: no profile.
+    assert keys.profile_from_ranges([("x", ("N", 3, 8, 8)), ("h", ("K", 4))], ranges) is None
+    # Rank or fixed dims that the range does not fit: no profile from it.
+    assert keys.profile_from_ranges([("x", ("N", 3))], ranges) is None
+    assert keys.profile_from_ranges([("x", ("N", 5, 8, 8))], ranges) is None
+    # A subgraph dim fixed inside the range is exact in the profile.
+    wide = _ranges(x=([1, 1], [8, 8], [4, 4]))
+    assert keys.profile_from_ranges([("x", ("N", 2))], wide) == {
+        "x": ((1, 2), (4, 2), (8, 2))}
+
+
+def _partition_stub(profiles: dict, ranges: dict, inputs):
+    from providers.tensorrt.provider import TrtPartition
+
+    class _Provider:
+        pass
+
+    provider = _Provider()
+    provider.profiles = {k: keys.parse_profile_shapes(profiles.get(k, ""))
+                         for k in ("min", "opt", "max")}
+    part = object.__new__(TrtPartition)  # no TensorRT: only the profile logic is exercised
+    part.provider = provider
+    part.shape_ranges = ranges
+    part.graph = ir.Graph(name="g", nodes=[], inputs=[
+        ir.ValueInfo(n, TensorProto.FLOAT, s) for n, s in inputs], outputs=[])
+    return part
+
+
+def test_partition_profile_uses_ranges_only_without_trt_profile_options():
+    ranges = _ranges(x=([1, 4], [16, 4], [8, 4]))
+    part = _partition_stub({}, ranges, [("x", ("N", 4))])
+    assert part._profile_spec() == {"x": ((1, 4), (8, 4), (16, 4))}
+    assert part._fits_profile(part._profile_spec(), {"x": (16, 4)})
+    assert not part._fits_profile(part._profile_spec(), {"x": (17, 4)})
+    given = {"min": "x:2x4", "opt": "x:2x4", "max": "x:4x4"}
+    part = _partition_stub(given, ranges, [("x", ("N", 4))])
+    assert part._profile_spec() == {"x": ((2, 4), (2, 4), (4, 4))}
+    # Neither: per-shape engines, as before.
+    assert _partition_stub({}, {}, [("x", ("N", 4))])._profile_spec() is None
+
+
+def test_profile_from_ranges_keys_the_engine_cache():
+    ranges = _ranges(x=([1, 4], [16, 4], [8, 4]))
+    spec = keys.profile_from_ranges([("x", ("N", 4))], ranges)
+    narrow = keys.profile_from_ranges([("x", ("N", 4))], _ranges(x=([1, 4], [8, 4])))
+    a = keys.engine_cache_key(b"g", spec, "fp32", "10.0", "gpu")
+    b = keys.engine_cache_key(b"g", narrow, "fp32", "10.0", "gpu")
+    assert a != b

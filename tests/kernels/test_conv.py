@@ -25,6 +25,11 @@ SCRIPT = textwrap.dedent("""
         (2, 16, 15, 13, 16, 16, 3, 2, 1, 1), # depthwise, stride 2
         (1, 5, 6, 6, 5, 5, 5, 1, 2, 2),      # depthwise, 5x5 dilated
         (1, 24, 7, 7, 24, 24, 3, 1, 1, 1),   # depthwise, small plane
+        (1, 4, 40, 37, 4, 4, 3, 1, 1, 1),    # depthwise, wide rows: register-blocked
+        (1, 3, 41, 39, 3, 3, 3, 2, 1, 1),    # depthwise, wide rows, stride 2
+        (1, 2, 30, 45, 2, 2, 5, 2, 2, 1),    # depthwise 5x5, stride 2
+        (1, 2, 33, 40, 2, 2, 3, 1, 2, 2),    # depthwise, dilated, wide rows
+        (1, 2, 20, 70, 2, 2, 7, 1, 0, 1),    # depthwise 7x7: more taps than registers
         (1, 16, 40, 40, 48, 1, 1, 1, 0, 1),  # pointwise, tall output
         (1, 3, 17, 19, 10, 1, 3, 2, 1, 1),   # general
         (2, 6, 8, 8, 9, 3, 3, 1, 1, 1),      # grouped

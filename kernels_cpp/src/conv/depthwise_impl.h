@@ -20,6 +20,15 @@ void depthwise_plane_impl(const DepthwiseGeometry& g, const float* x, const floa
                           const float* z, float* y, float* row_tmp) {
   const int64_t IH = g.ih, IW = g.iw, OH = g.oh, OW = g.ow, KH = g.kh, KW = g.kw;
   const int64_t sh = g.sh, sw = g.sw, dh = g.dh, dw = g.dw, ph = g.ph, pw = g.pw;
+  // Output columns each tap reaches, 0 <= ow * sw + base < IW with base = kw * dw - pw: the
+  // same for every row, and two divisions each, so computed once per plane.
+  int64_t bounds_small[2 * 32];
+  int64_t* bounds = KW <= 32 ? bounds_small : new int64_t[2 * KW];
+  for (int64_t kw = 0; kw < KW; ++kw) {
+    const int64_t base = -pw + kw * dw;
+    bounds[2 * kw] = base >= 0 ? 0 : dw_min(OW, (-base + sw - 1) / sw);
+    bounds[2 * kw + 1] = base >= IW ? 0 : dw_min(OW, (IW - 1 - base) / sw + 1);
+  }
   for (int64_t oh = 0; oh < OH; ++oh) {
     float* __restrict o = y + oh * OW;
     if (z) {
@@ -35,9 +44,7 @@ void depthwise_plane_impl(const DepthwiseGeometry& g, const float* x, const floa
       for (int64_t kw = 0; kw < KW; ++kw) {
         const float wv = w[kh * KW + kw];
         const int64_t base = -pw + kw * dw;
-        // Valid ow: 0 <= ow * sw + base < IW.
-        const int64_t lo = base >= 0 ? 0 : dw_min(OW, (-base + sw - 1) / sw);
-        const int64_t hi = base >= IW ? 0 : dw_min(OW, (IW - 1 - base) / sw + 1);
+        const int64_t lo = bounds[2 * kw], hi = bounds[2 * kw + 1];
         if (hi <= lo) continue;
         if (sw == 1) {
           const float* __restrict xs = xr + base;
@@ -49,6 +56,7 @@ void depthwise_plane_impl(const DepthwiseGeometry& g, const float* x, const floa
       }
     }
   }
+  if (bounds != bounds_small) delete[] bounds;
   (void)dw_max;
   (void)row_tmp;
 }

@@ -287,14 +287,31 @@ struct RunContext {
 
 class PyPlan {
  public:
-  PyPlan(size_t arena_bytes, const py::sequence& values, const py::sequence& steps)
+  PyPlan(size_t arena_bytes, const py::sequence& values, const py::sequence& steps,
+         const py::object& schedule, int inter_op_threads)
       : requested_arena_(arena_bytes) {
+    // Waves of tasks; a task is a step index or a list of step indices run in order.
+    std::vector<Plan::Wave> waves;
+    if (!schedule.is_none())
+      for (py::handle w : py::reinterpret_borrow<py::iterable>(schedule)) {
+        waves.emplace_back();
+        for (py::handle t : py::reinterpret_borrow<py::iterable>(w)) {
+          waves.back().emplace_back();
+          if (py::isinstance<py::int_>(t)) {
+            waves.back().back().push_back(t.cast<int>());
+          } else {
+            for (py::handle x : py::reinterpret_borrow<py::iterable>(t))
+              waves.back().back().push_back(x.cast<int>());
+          }
+        }
+      }
+    const bool parallel = !waves.empty() && inter_op_threads > 1;
     std::vector<PlanValue> pv;
     for (size_t i = 0; i < values.size(); ++i) pv.push_back(parse_value(i, values[i]));
     // Scratch for kernel outputs nobody reads (-1): placed after the arena, shared by all steps
-    // since steps run one after another.
+    // when steps run one after another; one region per step when they may run concurrently.
     const size_t scratch_base = (arena_bytes + 63) / 64 * 64;
-    size_t scratch_max = 0;
+    size_t scratch_max = 0, scratch_sum = 0;
     std::vector<PlanStep> ps;
     for (size_t s = 0; s < steps.size(); ++s) {
       py::tuple t = py::reinterpret_borrow<py::tuple>(py::tuple(steps[s]));
@@ -317,8 +334,9 @@ class PyPlan {
         kernels_.push_back(k);
         st.kernel = k->impl.get();
         size_t scratch = 0;
-        check_kernel_step(s, *k, st, pv, scratch_base, scratch);
+        check_kernel_step(s, *k, st, pv, scratch_base + (parallel ? scratch_sum : 0), scratch);
         scratch_max = std::max(scratch_max, scratch);
+        scratch_sum += scratch;
       } else if (PyCallable_Check(t[0].ptr())) {
         const size_t idx = callbacks_.size();
         callbacks_.push_back(py::reinterpret_borrow<py::object>(t[0]));
@@ -335,9 +353,11 @@ class PyPlan {
       }
       ps.push_back(std::move(st));
     }
-    const size_t total = scratch_max ? scratch_base + scratch_max : arena_bytes;
+    const size_t scratch_bytes = parallel ? scratch_sum : scratch_max;
+    const size_t total = scratch_bytes ? scratch_base + scratch_bytes : arena_bytes;
     try {
-      plan_ = std::make_unique<Plan>(total, std::move(pv), std::move(ps));
+      plan_ = std::make_unique<Plan>(total, std::move(pv), std::move(ps), std::move(waves),
+                                     inter_op_threads);
     } catch (const std::invalid_argument& e) {
       throw py::value_error(e.what());
     }
@@ -381,6 +401,9 @@ class PyPlan {
   }
 
   size_t num_steps() const { return plan_->num_steps(); }
+  size_t num_waves() const { return plan_->num_waves(); }
+  size_t max_wave() const { return plan_->max_wave(); }
+  int inter_op_threads() const { return plan_->inter_op_threads(); }
   size_t arena_bytes() const { return requested_arena_; }
   py::dict arena_stats() const {
     py::dict d;
@@ -636,11 +659,20 @@ PYBIND11_MODULE(ferry_kernels, m) {
         "pre-packed. An absent optional input has dtype None.");
 
   py::class_<PyPlan>(m, "Plan")
-      .def(py::init<size_t, const py::sequence&, const py::sequence&>(), py::arg("arena_bytes"),
-           py::arg("values"), py::arg("steps"))
+      .def(py::init<size_t, const py::sequence&, const py::sequence&, const py::object&, int>(),
+           py::arg("arena_bytes"), py::arg("values"), py::arg("steps"),
+           py::arg("schedule") = py::none(), py::arg("inter_op_threads") = 1,
+           "schedule: waves, each a list of tasks (a step index, or a list of step indices run "
+           "in order; each step once); with inter_op_threads > 1 the tasks of a wave run "
+           "concurrently and a wave starts when the previous one ends.")
       .def("run", &PyPlan::run, py::arg("inputs"), py::arg("outputs"),
            "Run every step (GIL released; callbacks take it). Safe from several threads.")
       .def_property_readonly("num_steps", &PyPlan::num_steps)
+      .def_property_readonly("num_waves", &PyPlan::num_waves,
+                             "Waves run (num_steps when sequential).")
+      .def_property_readonly("max_wave", &PyPlan::max_wave, "Tasks in the widest wave.")
+      .def_property_readonly("inter_op_threads", &PyPlan::inter_op_threads,
+                             "Threads a wave may use (1 when sequential).")
       .def_property_readonly("arena_bytes", &PyPlan::arena_bytes)
       .def("arena_stats", &PyPlan::arena_stats,
            "Arenas pooled for reuse, leased by running calls, and the most leased at once.")

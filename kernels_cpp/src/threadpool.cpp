@@ -1,8 +1,13 @@
 // A persistent pool: n-1 workers plus the calling thread. Workers spin briefly after each job
 // (kernels in a plan come back to back) and then block on a condition variable.
 //
-// Chunks are claimed with a CAS on one 64-bit word holding (generation << 32 | next chunk), so
-// a worker that wakes late for an old job can never claim a chunk of a newer one.
+// Chunks are claimed with a CAS on one 64-bit word holding (generation << 32 | chunk count << 16
+// | next chunk), so a worker that wakes late for an old job can never claim a chunk of a newer
+// one. The chunk count is in the word (not only in chunks_) because a worker that has just
+// finished the last chunk of job G re-reads the word (G, idx = count) and must see "nothing
+// left" even if the next job has already stored a larger chunks_: reading chunks_ separately
+// let it claim chunk `count` of job G before next_ was reset, run it with the new job's fn_ and
+// count it in the new job's done_ (the dispatcher could then return before a chunk finished).
 #include "ferry/threadpool.h"
 
 #include <atomic>
@@ -31,6 +36,7 @@ thread_local bool t_in_task = false;
 // back, and a condition-variable wake-up per kernel (~50-100 us) cost small models their whole
 // second thread (MobileNetV2: 20.4 ms on 2 threads at 100 us, 14.3 ms at 2 ms).
 constexpr auto kSpin = std::chrono::microseconds(2000);
+constexpr int64_t kMaxChunks = 0xffff;  // the chunk fields of the claim word are 16 bits
 
 class Pool {
  public:
@@ -62,7 +68,7 @@ class Pool {
   void run(int64_t n, int64_t grain, const Fn& fn) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
-    int64_t chunks = std::min<int64_t>(size(), n / grain);
+    int64_t chunks = std::min<int64_t>(std::min<int64_t>(size(), n / grain), kMaxChunks);
     if (t_in_task || chunks <= 1) {
       fn(0, n);
       return;
@@ -78,7 +84,7 @@ class Pool {
     chunks_.store(chunks, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
-    next_.store(gen << 32, std::memory_order_release);
+    next_.store(gen << 32 | static_cast<uint64_t>(chunks) << 16, std::memory_order_release);
     {
       std::lock_guard<std::mutex> lk(mu_);
       generation_.store(gen, std::memory_order_release);
@@ -103,11 +109,12 @@ class Pool {
     for (;;) {
       uint64_t v = next_.load(std::memory_order_acquire);
       if ((v >> 32) != gen) return;
-      const int64_t chunks = chunks_.load(std::memory_order_relaxed);
+      const int64_t chunks = static_cast<int64_t>((v >> 16) & 0xffffu);
+      const int64_t idx = static_cast<int64_t>(v & 0xffffu);
+      if (idx >= chunks) return;
+      // Job `gen` still has chunk idx unclaimed, so it is still the current job: these are its.
       const int64_t n = n_.load(std::memory_order_relaxed);
       const Fn* fn = fn_.load(std::memory_order_relaxed);
-      const int64_t idx = static_cast<int64_t>(v & 0xffffffffu);
-      if (idx >= chunks) return;
       if (!next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
       try {
         (*fn)(n * idx / chunks, n * (idx + 1) / chunks);

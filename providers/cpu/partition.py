@@ -10,6 +10,11 @@ Two ways to run, chosen per input-shape signature:
   with that signature are one C++ call.
 - **Trace** (node by node, in Python). For partitions whose shapes depend on data, and for the
   first run of each signature. Kernels are cached per node and input shapes.
+
+With ``SessionOptions.execution_mode = ORT_PARALLEL`` and ``inter_op_num_threads`` != 1, a plan
+runs its steps in *waves* (levels of the dependency graph): the steps of one wave, which do not
+depend on each other, run at the same time on inter-op threads, and the memory planner measures
+lifetimes in waves so that values alive in the same wave never share arena bytes.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from providers.cpu.size_prediction import predicted_output_bytes
 from runtime import errors, ir, memory
 from runtime.errors import FerryError, InvalidArgument, MemoryLimitExceeded, RuntimeException
 from runtime.executor import RunState as _RunState
+from runtime.options import ExecutionMode, default_thread_count
 
 log = logging.getLogger("ferry")
 
@@ -38,6 +44,20 @@ NONDETERMINISTIC_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "Ra
 VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
 # Element types the C++ plan can hold in its arena (everything numpy stores flat).
 _PLANNABLE_KINDS = set("biufcV")
+# inter_op_num_threads = 0 under ORT_PARALLEL: at most this many (branches rarely go wider).
+DEFAULT_INTER_OP_THREADS = 4
+
+
+def inter_op_threads(session_options) -> int:
+    """Threads a plan's independent steps may run on: 1 unless the options ask ORT_PARALLEL."""
+    if session_options is None:
+        return 1
+    if getattr(session_options, "execution_mode", None) != ExecutionMode.ORT_PARALLEL:
+        return 1
+    n = int(getattr(session_options, "inter_op_num_threads", 0) or 0)
+    if n <= 0:
+        n = min(DEFAULT_INTER_OP_THREADS, default_thread_count())
+    return max(1, n)
 
 
 @dataclass
@@ -59,6 +79,7 @@ class _PlanEntry:
     produced_outputs: list[str]  # partition outputs written by the plan, in outputs order
     memory: memory.MemoryPlan
     kernels: list[str] = field(default_factory=list)
+    schedule: list[list[list[int]]] | None = None  # waves of tasks when run in parallel
 
 
 class CpuPartition(CompiledPartition):
@@ -86,6 +107,7 @@ class CpuPartition(CompiledPartition):
         self.use_native = bool(opts.get("use_native_kernels", True)) and native.available()
         self.use_plan = bool(opts.get("use_plan", True)) and self.use_native
         self.cache_size = int(opts.get("plan_cache_size", 16))
+        self.inter_op_threads = inter_op_threads(context.session_options)
         self._memory_limit = context.session_options.effective_memory_limit() \
             if context.session_options is not None else 1 << 40
         self._subgraph_parts: dict[int, CpuPartition] = {}
@@ -204,6 +226,8 @@ class CpuPartition(CompiledPartition):
             "static_shapes": self.folded.static,
             "native_kernels": self.use_native,
             "native_unavailable_reason": "" if native.available() else native.unavailable_reason(),
+            "execution_mode": "parallel" if self.inter_op_threads > 1 else "sequential",
+            "inter_op_threads": self.inter_op_threads,
             "plans": self.folded.explain_plans() + (
                 self.full.explain_plans() if self.full is not self.folded else []),
         }
@@ -486,7 +510,12 @@ class _Program:
         plan_steps = [([n for j, n in enumerate(s.inputs)
                         if s.kernel is None or j not in s.constant_positions], s.outputs)
                       for s in kept]
-        mem = memory.plan_memory(plan_steps, requests)
+        schedule = None
+        if self.part.inter_op_threads > 1:
+            schedule = memory.dependency_tasks(plan_steps, alias_of)
+            if all(len(w) == 1 for w in schedule):  # a chain: nothing to run concurrently
+                schedule = None
+        mem = memory.plan_memory(plan_steps, requests, schedule=schedule)
 
         ids = {n: i for i, n in enumerate(names_in_order)}
         input_names = [n for n in fed if n in requests]
@@ -518,13 +547,18 @@ class _Program:
                 in_ids = [ids[n] if n else -1 for n in s.inputs]
                 out_ids = [ids[n] for n in s.outputs if n]
                 fk_steps.append((self._callback(s.node_index), in_ids, out_ids))
-        plan = fk.Plan(int(mem.arena_bytes), values, fk_steps)
+        if schedule is None:
+            plan = fk.Plan(int(mem.arena_bytes), values, fk_steps)
+        else:
+            plan = fk.Plan(int(mem.arena_bytes), values, fk_steps, schedule=schedule,
+                           inter_op_threads=self.part.inter_op_threads)
         return _PlanEntry(
             plan=plan, input_names=input_names,
             output_shapes=[env[n].shape for n in produced_outputs],
             output_dtypes=[env[n].dtype for n in produced_outputs],
             produced_outputs=produced_outputs, memory=mem,
-            kernels=[s.kernel_name or f"numpy:{self.nodes[s.node_index].op_type}" for s in kept])
+            kernels=[s.kernel_name or f"numpy:{self.nodes[s.node_index].op_type}" for s in kept],
+            schedule=schedule)
 
     def _callback(self, index: int):
         node, impl, attrs = self.nodes[index], self.impls[index], self.attrs[index]
@@ -574,6 +608,20 @@ class _Program:
                 "naive_bytes": entry.memory.naive_bytes,
                 "steps": len(entry.kernels),
                 "kernels": dict(collections.Counter(entry.kernels)),
+                # Sequential: one step per wave. Parallel: the tasks (chains of steps) of a
+                # wave run concurrently; widest_wave counts tasks.
+                "schedule": {
+                    "mode": "parallel" if entry.schedule is not None else "sequential",
+                    "waves": len(entry.schedule) if entry.schedule is not None
+                    else len(entry.kernels),
+                    "max_concurrency": min(max((len(w) for w in entry.schedule), default=1),
+                                           self.part.inter_op_threads)
+                    if entry.schedule is not None else 1,
+                    "widest_wave": max((len(w) for w in entry.schedule), default=0)
+                    if entry.schedule is not None else min(1, len(entry.kernels)),
+                    "inter_op_threads": self.part.inter_op_threads
+                    if entry.schedule is not None else 1,
+                },
                 "memory_plan": entry.memory,
             })
         return out

@@ -24,6 +24,35 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t 
   // which GCC keeps without spilling (an array with an unrolled k loop made it spill).
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  if (st.mr == 1) {
+    // One real row (matrix-vector products: a batch-1 Linear): the other five rows' FMAs would
+    // be 5/6 of the work. Four k steps in flight on separate accumulators hide the FMA latency.
+    int64_t k = 0;
+    for (; k + 4 <= kc; k += 4) {
+      c00 = _mm256_fmadd_ps(_mm256_broadcast_ss(a), _mm256_loadu_ps(b), c00);
+      c01 = _mm256_fmadd_ps(_mm256_broadcast_ss(a), _mm256_loadu_ps(b + 8), c01);
+      c10 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + MR), _mm256_loadu_ps(b + NR), c10);
+      c11 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + MR), _mm256_loadu_ps(b + NR + 8), c11);
+      c20 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2 * MR), _mm256_loadu_ps(b + 2 * NR), c20);
+      c21 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2 * MR), _mm256_loadu_ps(b + 2 * NR + 8),
+                            c21);
+      c30 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3 * MR), _mm256_loadu_ps(b + 3 * NR), c30);
+      c31 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3 * MR), _mm256_loadu_ps(b + 3 * NR + 8),
+                            c31);
+      a += 4 * MR;
+      b += 4 * NR;
+    }
+    for (; k < kc; ++k) {
+      c00 = _mm256_fmadd_ps(_mm256_broadcast_ss(a), _mm256_loadu_ps(b), c00);
+      c01 = _mm256_fmadd_ps(_mm256_broadcast_ss(a), _mm256_loadu_ps(b + 8), c01);
+      a += MR;
+      b += NR;
+    }
+    c00 = _mm256_add_ps(_mm256_add_ps(c00, c10), _mm256_add_ps(c20, c30));
+    c01 = _mm256_add_ps(_mm256_add_ps(c01, c11), _mm256_add_ps(c21, c31));
+    c10 = c11 = c20 = c21 = c30 = c31 = _mm256_setzero_ps();
+    kc = 0;  // the tile is done: skip the 6-row loop, store row 0 below
+  }
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     __m256 ai = _mm256_broadcast_ss(a);

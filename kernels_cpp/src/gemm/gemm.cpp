@@ -229,7 +229,13 @@ void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, c
              int64_t mp0, int64_t mp1, int64_t np0, int64_t np1) {
   const int MR = I.mr, NR = I.nr;
   const int64_t mpad = ceil_div(M, MR) * MR, npad = ceil_div(N, NR) * NR;
-  const int64_t mc_panels = std::max(1, I.mc / MR);
+  int64_t mc_panels = std::max(1, I.mc / MR);
+  if (B.packed && mp1 - mp0 > mc_panels && (mp1 - mp0) * MR * I.kc <= (int64_t(96) << 10)) {
+    // A pre-packed B spans all of N, and every extra row block streams all of it again (from
+    // DRAM when it is large: GPT-2's 768 x 50257 head with M = 128 was split 120 + 8 rows).
+    // When the A block of the whole row range fits in L2 (<= 384 KB), take it in one block.
+    mc_panels = mp1 - mp0;
+  }
   // A raw B is packed here, nc columns at a time, so the block is still in cache when used.
   const int64_t nc_panels = B.packed ? std::max<int64_t>(1, np1 - np0)
                                      : std::max(1, I.nc / NR);

@@ -166,6 +166,12 @@ class ConvKernel : public Kernel {
       const int64_t want = ceil_div(threads, ng);
       jn = std::min(jn, std::max<int64_t>(64, ceil_div(ceil_div(S_, want), geo.nr) * geo.nr));
     }
+    if (threads > 1 && ng * ceil_div(S_, jn) >= threads && (ng * ceil_div(S_, jn)) % threads) {
+      // Round the item count up to a multiple of the threads (smaller chunks): 7 chunks of a
+      // 56x56 map on 2 threads left one thread idle for a seventh of the conv.
+      const int64_t per_image = ceil_div(ceil_div(ng * ceil_div(S_, jn), threads) * threads, ng);
+      jn = std::max<int64_t>(geo.nr, ceil_div(ceil_div(S_, per_image), geo.nr) * geo.nr);
+    }
     const int64_t chunks = ceil_div(S_, jn);
     const int64_t items = ng * chunks;
     auto item = [&](int64_t it) {

@@ -9,8 +9,9 @@ namespace ferry {
 void set_num_threads(int n);
 int num_threads();
 
-// Runs fn(begin, end) over [0, n) split into chunks of at least `grain` items, on the pool
-// (the calling thread takes a share). Serial when n <= grain or the pool has one thread.
+// Runs fn(begin, end) over [0, n) split into chunks of at least `grain` items (up to four per
+// thread, claimed dynamically), on the pool (the calling thread takes a share). Serial when
+// n < 2 * grain or the pool has one thread.
 // Nested calls from inside a task run serially.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 

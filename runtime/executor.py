@@ -30,6 +30,18 @@ class RunState:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise RunCancelled(f"the run exceeded its timeout of {ro.timeout_s} s")
 
+    def plan_control(self) -> dict:
+        """Keyword arguments for ferry_kernels.Plan.run: the terminate flag and the time left,
+        which the C++ plan loop checks before every step."""
+        ro = self.run_options
+        control = {}
+        flag = getattr(ro, "_terminate_flag", None)
+        if flag is not None:
+            control["cancel"] = flag
+        if self.deadline is not None:
+            control["timeout_s"] = max(0.0, self.deadline - time.monotonic())
+        return control
+
 
 class Executor:
     def __init__(self, graph: ir.Graph, partitioning: Partitioning, overridable: set[str]):

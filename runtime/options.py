@@ -333,7 +333,8 @@ class RunOptions:
     """Per-call options of :meth:`InferenceSession.run` (onnxruntime's names).
 
     Setting ``terminate = True`` from another thread stops a run in progress with
-    :class:`runtime.errors.RunCancelled`. ``timeout_s`` (ferry's) bounds one run's time.
+    :class:`runtime.errors.RunCancelled` before its next node or kernel step (also inside a
+    C++ plan). ``timeout_s`` (ferry's) bounds one run's time, checked at the same points.
     """
 
     def __init__(self) -> None:
@@ -344,6 +345,8 @@ class RunOptions:
         self.timeout_s: float | None = None
         self.only_execute_path_to_fetches = False
         self._terminate = threading.Event()
+        # The same flag as one byte the C++ plan loop reads between steps.
+        self._terminate_flag = np.zeros(1, np.uint8)
         self._config: dict[str, str] = {}
 
     @property
@@ -354,8 +357,10 @@ class RunOptions:
     def terminate(self, value: bool) -> None:
         if value:
             self._terminate.set()
+            self._terminate_flag[0] = 1
         else:
             self._terminate.clear()
+            self._terminate_flag[0] = 0
 
     @property
     def log_tag(self) -> str:

@@ -363,7 +363,23 @@ class PyPlan {
     }
   }
 
-  void run(const py::sequence& inputs, const py::sequence& outputs) {
+  void run(const py::sequence& inputs, const py::sequence& outputs, const py::object& cancel,
+           const py::object& timeout_s) {
+    RunControl control;
+    py::array_t<uint8_t> cancel_flag;
+    if (!cancel.is_none()) {
+      cancel_flag = py::array_t<uint8_t>::ensure(cancel);
+      if (!cancel_flag || cancel_flag.size() < 1 || !py::isinstance<py::array_t<uint8_t>>(cancel))
+        throw py::value_error("cancel: expected a uint8 numpy array of at least one element");
+      control.cancel = cancel_flag.data();
+    }
+    if (!timeout_s.is_none()) {
+      const double s = timeout_s.cast<double>();
+      control.has_deadline = true;
+      control.deadline = std::chrono::steady_clock::now() +
+                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                             std::chrono::duration<double>(s > 0 ? s : 0.0));
+    }
     std::vector<py::array> ins, outs;
     for (size_t i = 0; i < inputs.size(); ++i) {
       if (!py::isinstance<py::array>(inputs[i]))
@@ -396,8 +412,10 @@ class PyPlan {
     for (auto& a : ins) in_ptrs.push_back(a.data());
     for (auto& a : outs) out_ptrs.push_back(a.mutable_data());
     RunContext ctx{&ins, &outs};
+    const bool controlled = control.cancel || control.has_deadline;
     py::gil_scoped_release nogil;
-    plan_->run(in_ptrs.data(), in_ptrs.size(), out_ptrs.data(), out_ptrs.size(), &ctx);
+    plan_->run(in_ptrs.data(), in_ptrs.size(), out_ptrs.data(), out_ptrs.size(), &ctx,
+               controlled ? &control : nullptr);
   }
 
   size_t num_steps() const { return plan_->num_steps(); }
@@ -666,7 +684,11 @@ PYBIND11_MODULE(ferry_kernels, m) {
            "in order; each step once); with inter_op_threads > 1 the tasks of a wave run "
            "concurrently and a wave starts when the previous one ends.")
       .def("run", &PyPlan::run, py::arg("inputs"), py::arg("outputs"),
-           "Run every step (GIL released; callbacks take it). Safe from several threads.")
+           py::arg("cancel") = py::none(), py::arg("timeout_s") = py::none(),
+           "Run every step (GIL released; callbacks take it). Safe from several threads. "
+           "cancel: a uint8 array whose first element, once nonzero, stops the run before the "
+           "next step; timeout_s: stop once that many seconds have passed. A stop raises "
+           "RuntimeError.")
       .def_property_readonly("num_steps", &PyPlan::num_steps)
       .def_property_readonly("num_waves", &PyPlan::num_waves,
                              "Waves run (num_steps when sequential).")

@@ -26,6 +26,7 @@ struct RunShared {
   const std::vector<PlanStep>* steps;
   void* const* ptr;
   void* run_context;
+  const RunControl* control = nullptr;
   std::atomic<bool> failed{false};
   std::mutex mu;
   std::exception_ptr error;
@@ -305,8 +306,15 @@ size_t Plan::trim() const {
   return idle.size() * round_up(arena_bytes_ == 0 ? 1 : arena_bytes_);
 }
 
+void RunControl::check() const {
+  if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED))
+    throw RunStopped("run cancelled (terminate was set)");
+  if (has_deadline && std::chrono::steady_clock::now() > deadline)
+    throw RunStopped("run timed out");
+}
+
 void Plan::run(const void* const* inputs, size_t n_inputs, void* const* outputs,
-               size_t n_outputs, void* run_context) const {
+               size_t n_outputs, void* run_context, const RunControl* control) const {
   struct Lease {
     const Plan* plan;
     void* mem;
@@ -337,10 +345,13 @@ void Plan::run(const void* const* inputs, size_t n_inputs, void* const* outputs,
     if (values_[i].kind == PlanValue::Kind::alias) ptr[i] = ptr[roots_[i]];
 
   if (parallel()) {
-    run_waves(ptr.data(), run_context);
+    run_waves(ptr.data(), run_context, control);
     return;
   }
-  for (const PlanStep& st : steps_) run_step(st, ptr.data(), run_context);
+  for (const PlanStep& st : steps_) {
+    if (control) control->check();
+    run_step(st, ptr.data(), run_context);
+  }
 }
 
 void Plan::run_step(const PlanStep& st, void* const* ptr, void* run_context) const {
@@ -361,16 +372,18 @@ void Plan::run_step(const PlanStep& st, void* const* ptr, void* run_context) con
 
 namespace {
 void exec_step(RunShared& run, int step) {
+  if (run.control) run.control->check();
   run.plan->run_step((*run.steps)[step], run.ptr, run.run_context);
 }
 }  // namespace
 
-void Plan::run_waves(void* const* ptr, void* run_context) const {
+void Plan::run_waves(void* const* ptr, void* run_context, const RunControl* control) const {
   RunShared shared;
   shared.plan = this;
   shared.steps = &steps_;
   shared.ptr = ptr;
   shared.run_context = run_context;
+  shared.control = control;
   InterOpPool& pool = inter_op_pool();
   pool.ensure(inter_op_threads_ - 1);
   for (const Wave& wave : waves_) {
@@ -378,7 +391,10 @@ void Plan::run_waves(void* const* ptr, void* run_context) const {
     const int helpers = std::min(n, inter_op_threads_) - 1;
     if (helpers <= 0) {
       for (const Task& t : wave)
-        for (int s : t) run_step(steps_[s], ptr, run_context);  // throws straight out
+        for (int s : t) {  // throws straight out
+          if (control) control->check();
+          run_step(steps_[s], ptr, run_context);
+        }
       continue;
     }
     auto job = std::make_shared<WaveJob>();

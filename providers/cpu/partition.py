@@ -294,6 +294,8 @@ class _Program:
                 except FerryError:
                     raise
                 except Exception as exc:
+                    # Stopped between steps (terminate or timeout): RunCancelled, plan kept.
+                    run_state.check_cancelled()
                     # Re-run node by node: either the plan's assumption broke (then this
                     # signature stays on the slow path) or the trace names the failing node.
                     log.debug("plan run failed (%s); retrying node by node", exc)
@@ -329,7 +331,7 @@ class _Program:
         run_state.check_cancelled()
         ins = [native.contiguous(feeds[n]) for n in entry.input_names]
         outs = [np.empty(s, d) for s, d in zip(entry.output_shapes, entry.output_dtypes)]
-        entry.plan.run(ins, outs)
+        entry.plan.run(ins, outs, **run_state.plan_control())
         result = dict(zip(entry.produced_outputs, outs))
         for name in self.outputs:
             if name not in result:  # passed straight through, or a constant

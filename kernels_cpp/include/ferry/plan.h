@@ -1,11 +1,13 @@
 // The plan loop: runs a whole CPU partition (kernels and callbacks) in one call over values
 // placed in a per-run arena. Python-free: callbacks are plain functions supplied by bindings.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <vector>
 
 #include "ferry/kernel.h"
@@ -26,6 +28,19 @@ struct PlanStep {
   const Kernel* kernel = nullptr;  // not owned
   std::function<void(void* const* value_ptrs, void* run_context)> callback;
   std::vector<int> inputs, outputs;
+};
+
+// Stops a run between steps: a flag another thread may set (RunOptions.terminate) and a
+// deadline (the run's timeout). Checked before every step; a stop throws RunStopped.
+struct RunControl {
+  const uint8_t* cancel = nullptr;  // nonzero: stop (read atomically)
+  bool has_deadline = false;
+  std::chrono::steady_clock::time_point deadline;
+  void check() const;
+};
+
+struct RunStopped : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 class Plan {
@@ -50,8 +65,9 @@ class Plan {
   // Thread-safe: each run borrows its own arena from a pool. `run_context` goes to callbacks.
   // The first exception thrown by a step stops the run (steps of the same wave already started
   // finish; no later step starts) and is rethrown here, once.
+  // `control` (optional) is checked before every step.
   void run(const void* const* inputs, size_t n_inputs, void* const* outputs, size_t n_outputs,
-           void* run_context = nullptr) const;
+           void* run_context = nullptr, const RunControl* control = nullptr) const;
 
   size_t arena_bytes() const { return arena_bytes_; }
   // Arenas kept for reuse, leased now, and the most leased at once (concurrent runs).
@@ -77,7 +93,7 @@ class Plan {
   void release_arena(void* p) const;
   bool parallel() const { return !waves_.empty() && inter_op_threads_ > 1; }
   void check_waves();
-  void run_waves(void* const* ptr, void* run_context) const;
+  void run_waves(void* const* ptr, void* run_context, const RunControl* control) const;
 
   size_t arena_bytes_;
   std::vector<PlanValue> values_;

@@ -260,8 +260,7 @@ class InferenceSession:
             # allocates its arena and keeps it pooled (reserved) for the requests to come.
             profiler, self._profiler = self._profiler, None  # not a request: not profiled
             try:
-                for _ in range(2):
-                    self.run(None, feed)
+                self.warmup(feed, runs=2)
             finally:
                 self._profiler = profiler
         except Exception as exc:

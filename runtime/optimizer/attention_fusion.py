@@ -265,7 +265,7 @@ def _packed_by_split(view: GraphView, q3: str, k3: str, v3: str, removed: set[in
     if not is_op(sp, "Split") or list(sp.outputs) != [q3, k3, v3] or not view.alive(sp):
         return None
     src = sp.inputs[0]
-    shape = view.static_shape(src) or view.shape(src)
+    shape = view.shape(src)
     if shape is None or len(shape) != 3 or int(sp.attrs.get("axis", 0)) not in (-1, 2):
         return None
     sizes = []

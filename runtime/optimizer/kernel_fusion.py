@@ -275,11 +275,10 @@ def fuse_reshape_gemm_reshape(graph: ir.Graph) -> bool:
             continue
         n = w.shape[0] if int(attrs.get("transB", 0)) else w.shape[1]
         bias = gemm.inputs[2] if len(gemm.inputs) > 2 and gemm.inputs[2] else ""
-        if bias:
-            c = view.const(bias)
-            if c is None or c.dtype != np.float32 or c.size != n or \
-                    c.shape[-1:] != (n,) or any(d != 1 for d in c.shape[:-1]):
-                continue
+        c = view.const(bias) if bias else None
+        if bias and (c is None or c.dtype != np.float32 or c.size != n or
+                     c.shape[-1:] != (n,) or any(d != 1 for d in c.shape[:-1])):
+            continue
         flat = view.producer.get(gemm.inputs[0])
         if not is_op(flat, "Reshape") or view.only_reader(gemm.inputs[0]) is not gemm or \
                 not view.alive(flat):
@@ -310,8 +309,8 @@ def fuse_reshape_gemm_reshape(graph: ir.Graph) -> bool:
             for key in ("activation", "activation_params"):
                 if key in attrs:
                     new_attrs[key] = attrs[key]
-        if bias and view.const(bias).ndim != 1:
-            bias = view.add_initializer(bias + "_vec", view.const(bias).reshape(n))
+        if c is not None and c.ndim != 1:
+            bias = view.add_initializer(bias + "_vec", c.reshape(n))
         fused = ir.Node("FusedMatMul", [x, gemm.inputs[1]] + ([bias] if bias else []),
                         list(back.outputs), new_attrs, gemm.name or
                         view.new_name("FusedMatMul"), FERRY)

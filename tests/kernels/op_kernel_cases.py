@@ -112,12 +112,19 @@ def lower_isas() -> list[str]:
     return [i for i in fk.supported_isas() if i != fk.isa()]
 
 
+def run_script_capped(script: str, isa: str, timeout: int = 600) -> str:
+    """Run ``python -c script`` from the repository root with the ISA capped at ``isa`` (read
+    once at import, so every cap needs its own interpreter); returns its stdout."""
+    env = dict(os.environ, FERRY_MAX_ISA=isa)
+    env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in sys.path if p])
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, (proc.stdout[-2000:] + proc.stderr[-6000:])
+    return proc.stdout
+
+
 def run_in_subprocess(module: str, isa: str, func: str = "run_all_cases") -> None:
     """Run ``module.func()`` in a fresh interpreter with the ISA capped at ``isa``."""
-    env = dict(os.environ, FERRY_MAX_ISA=isa)
-    code = ("import ferry_kernels as fk; "
-            f"assert fk.isa() == {isa!r}, fk.isa(); "
-            f"from {module} import {func}; {func}()")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900, check=False)
-    assert proc.returncode == 0, (proc.stdout[-2000:] + proc.stderr[-6000:])
+    run_script_capped("import ferry_kernels as fk; "
+                      f"assert fk.isa() == {isa!r}, fk.isa(); "
+                      f"from {module} import {func}; {func}()", isa, timeout=900)

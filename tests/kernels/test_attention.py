@@ -5,13 +5,12 @@ checked against onnxruntime in tests/runtime/optimizer/test_attention_fusion.py.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
+
+from tests.kernels.op_kernel_cases import run_script_capped
 
 ferry_kernels = pytest.importorskip("ferry_kernels")
 
@@ -84,13 +83,8 @@ SCRIPT = textwrap.dedent("""
 def test_attention_kernel_matches_numpy(cap, threads):
     if cap not in ferry_kernels.supported_isas():
         pytest.skip(f"this CPU has no {cap}")
-    env = dict(os.environ, FERRY_MAX_ISA=cap)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in sys.path if p])
-    out = subprocess.run([sys.executable, "-c", SCRIPT.format(threads=threads)], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["ok", cap]
+    out = run_script_capped(SCRIPT.format(threads=threads), cap, timeout=300)
+    assert out.split() == ["ok", cap]
 
 
 def test_attention_kernel_rejects_inconsistent_layouts():

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import ferry_kernels as fk
 import numpy as np
 import pytest
+
+from tests.kernels.op_kernel_cases import run_in_subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -89,13 +90,7 @@ def test_gemm_active_isa():
 
 @pytest.mark.parametrize("isa", [i for i in fk.supported_isas() if i != fk.isa()])
 def test_gemm_lower_isa(isa):
-    env = dict(os.environ, FERRY_MAX_ISA=isa)
-    code = ("import ferry_kernels as fk, sys; "
-            f"assert fk.isa() == {isa!r}, fk.isa(); "
-            "from tests.kernels.test_gemm import run_all_cases; run_all_cases()")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_in_subprocess("tests.kernels.test_gemm", isa)
 
 
 def test_k_zero_and_empty():

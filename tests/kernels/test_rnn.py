@@ -9,9 +9,6 @@ constants and raw at run time. onnxruntime runs layout 1 as layout 0 on transpos
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -20,6 +17,7 @@ from onnx import TensorProto, helper
 
 from providers.cpu import native
 from providers.cpu.ops import rnn as rnn_ops
+from tests.kernels.op_kernel_cases import run_script_capped
 
 ferry_kernels = pytest.importorskip("ferry_kernels")
 ort = pytest.importorskip("onnxruntime")
@@ -157,14 +155,8 @@ SCRIPT = textwrap.dedent("""
 def test_rnn_kernels_match_onnxruntime(cap, threads):
     if cap not in ferry_kernels.supported_isas():
         pytest.skip(f"this CPU has no {cap}")
-    env = dict(os.environ, FERRY_MAX_ISA=cap)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in sys.path if p])
-    script = SCRIPT.replace("THREADS", str(threads))
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                         text=True, timeout=600, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["ok", cap, str(3 * 45 + 12)]
+    out = run_script_capped(SCRIPT.replace("THREADS", str(threads)), cap)
+    assert out.split() == ["ok", cap, str(3 * 45 + 12)]
 
 
 # ---- in-process checks (active ISA) ---------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -170,6 +171,9 @@ struct KernelHandle {
   std::vector<Shape> in_shapes, out_shapes;
   std::vector<DType> in_dtypes, out_dtypes;
   std::set<int> constant_positions;
+  // The constants given at make time, kept alive: a None input at a constant position reads
+  // them, so a kernel that did not take a copy of a constant never sees a null pointer.
+  std::map<int, py::array> constants;
 
   // Whether input i may be given as None (absent optional input or constant at make time).
   bool may_be_none(size_t i) const {
@@ -190,6 +194,8 @@ struct KernelHandle {
       if (h.is_none()) {
         if (!may_be_none(i)) throw py::value_error(name + ": input " + std::to_string(i) +
                                                    " is None but required");
+        if (auto c = constants.find(static_cast<int>(i)); c != constants.end())
+          in[i] = c->second.data();
         continue;
       }
       if (in_dtypes[i] == DType::unknown)
@@ -256,6 +262,7 @@ std::shared_ptr<KernelHandle> make_kernel_py(const std::string& name, const py::
       args.constants[static_cast<int>(pos)] = ConstTensor{a.data(), args.in_dtypes[pos],
                                                           args.in_shapes[pos]};
       h->constant_positions.insert(static_cast<int>(pos));
+      h->constants[static_cast<int>(pos)] = a;
     }
   }
   h->in_shapes = args.in_shapes;

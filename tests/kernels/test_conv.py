@@ -30,17 +30,27 @@ SCRIPT = textwrap.dedent("""
         (1, 2, 33, 40, 2, 2, 3, 1, 2, 2),    # depthwise, dilated, wide rows
         (1, 2, 20, 70, 2, 2, 7, 1, 0, 1),    # depthwise 7x7: more taps than registers
         (1, 16, 40, 40, 48, 1, 1, 1, 0, 1),  # pointwise, tall output
-        (1, 3, 17, 19, 10, 1, 3, 2, 1, 1),   # general
-        (2, 6, 8, 8, 9, 3, 3, 1, 1, 1),      # grouped
+        (1, 3, 17, 19, 10, 1, 3, 2, 1, 1),   # general (stride 2: im2col)
+        (2, 6, 8, 8, 9, 3, 3, 1, 1, 1),      # grouped (stride 1: shifted rows)
+        (1, 16, 14, 11, 24, 1, 3, 1, 1, 1),  # stride 1: shifted rows of a padded input
+        (1, 8, 12, 9, 10, 1, 3, 1, 2, 2),    # stride 1, dilated
+        (1, 7, 9, 13, 5, 1, 5, 1, 0, 1),     # stride 1, 5x5, no padding
+        (1, 8, 64, 66, 64, 1, 3, 1, 1, 1),   # stride 1, several row chunks
+        (1, 6, 10, 12, 8, 1, (1, 3), 1, (0, 1, 2, 0), 1),  # 1x3, asymmetric pads
+        (1, 32, 20, 23, 32, 32, 3, 1, 1, 1), # depthwise, flat padded plane (rows of 23)
+        (1, 5, 12, 12, 5, 5, 5, 1, 2, 1),    # depthwise 5x5 unrolled
+        (1, 4, 30, 70, 4, 4, 3, 2, 1, 1),    # depthwise stride 2, 35 wide: 4 vectors + tail
     ]
     acts = [("", []), ("relu", []), ("clip", [-0.5, 0.5]), ("silu", []), ("gelu", []),
             ("leaky_relu", [0.1])]
     for (n, c, h, w, m, g, k, s, p, d), (act, params), use_z in itertools.product(
             cases, acts, [False, True]):
         x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-        wt = rng.standard_normal((m, c // g, k, k)).astype(np.float32)
+        kh, kw = (k, k) if isinstance(k, int) else k
+        wt = rng.standard_normal((m, c // g, kh, kw)).astype(np.float32)
         b = rng.standard_normal(m).astype(np.float32)
-        attrs = dict(group=g, strides=[s, s], dilations=[d, d], pads=[p] * 4, kernel_shape=[k, k])
+        pads = [p] * 4 if isinstance(p, int) else list(p)
+        attrs = dict(group=g, strides=[s, s], dilations=[d, d], pads=pads, kernel_shape=[kh, kw])
         ref = conv_ops.conv(x, wt, b, **attrs)
         z = rng.standard_normal(ref.shape).astype(np.float32) if use_z else None
         if z is not None:
@@ -58,6 +68,21 @@ SCRIPT = textwrap.dedent("""
         kern.run([x, None, None] + ([z] if z is not None else []), [y])
         np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4,
                                    err_msg=f"{{(n, c, h, w, m, g, k, s, p, d)}} {{act}} z={{use_z}}")
+    # The residual given in the output's own buffer (Y = conv(X) + Y): the depthwise paths
+    # must read each z before overwriting it.
+    for (h, w, s) in [(20, 23, 1), (30, 70, 2), (7, 7, 1), (9, 14, 2)]:
+        c = 8
+        x = rng.standard_normal((1, c, h, w)).astype(np.float32)
+        wt = rng.standard_normal((c, 1, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(c).astype(np.float32)
+        attrs = dict(group=c, strides=[s, s], dilations=[1, 1], pads=[1] * 4, kernel_shape=[3, 3])
+        ref = conv_ops.conv(x, wt, b, **attrs)
+        y = rng.standard_normal(ref.shape).astype(np.float32)
+        ref = ref + y
+        kern = fk.make_kernel("Conv", attrs, [x.shape, wt.shape, b.shape, y.shape], ["float32"] * 4,
+                              [ref.shape], ["float32"], {{1: wt, 2: b}})
+        kern.run([x, None, None, y], [y])
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4, err_msg=f"in place {{(h, w, s)}}")
     print("ok", fk.isa())
 """)
 

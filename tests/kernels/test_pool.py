@@ -11,11 +11,15 @@ from tests.kernels.op_kernel_cases import check_native, lower_isas, run_in_subpr
 fk = pytest.importorskip("ferry_kernels")
 
 # Shapes: ones, primes, not multiples of the vector width, many planes (threads split planes).
-SHAPES_2D = [(1, 1, 1, 1), (1, 3, 17, 13), (2, 5, 8, 9), (1, 2, 31, 33), (1, 64, 28, 28)]
+# (1, 4, 7, 7) and (1, 3, 14, 15): rows shorter than one or two vectors take the separable
+# (padded plane) form.
+SHAPES_2D = [(1, 1, 1, 1), (1, 3, 17, 13), (2, 5, 8, 9), (1, 2, 31, 33), (1, 64, 28, 28),
+             (1, 4, 7, 7), (1, 3, 14, 15)]
 
 CONFIGS_2D = [
     {"kernel_shape": [1, 1]},
     {"kernel_shape": [3, 3]},
+    {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
     {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
     {"kernel_shape": [2, 2], "strides": [2, 2]},
     {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1},

@@ -18,7 +18,7 @@ SRC = os.path.join(ROOT, "kernels_cpp", "src")
 INC = os.path.join(ROOT, "kernels_cpp", "include")
 EMU = os.path.join(ROOT, "tests", "kernels", "emulated_simd512")
 FAMILIES = ["elementwise/f32_elementwise", "pool/f32_pool", "softmax/f32_softmax",
-            "normalization/f32_normalization"]
+            "normalization/f32_normalization", "conv/depthwise"]
 
 
 def _compile(cxx, src, obj, flags):
@@ -50,3 +50,4 @@ def test_avx512_loops_emulated_against_scalar(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "TOTAL 0 mismatches" in proc.stdout
     assert "avx512 normalization checked" in proc.stdout
+    assert "avx512 depthwise checked" in proc.stdout

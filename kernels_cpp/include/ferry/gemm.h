@@ -74,6 +74,11 @@ void sgemm(const PackedA& A, bool transB, int64_t M, int64_t N, int64_t K, float
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
            const Epilogue& epi = Epilogue());
 
+// B given by row pointers: op(B)[k][j] = rows[k][j] for j < N (each row readable for N
+// floats). Convolutions pass shifted views of one padded input this way (no im2col copy).
+void sgemm_rows(const PackedA& A, int64_t M, int64_t N, int64_t K, const float* const* rows,
+                float beta, float* C, int64_t ldc, const Epilogue& epi = Epilogue());
+
 // Micro-kernel geometry of the active ISA (for callers that size their own chunks).
 struct GemmGeometry {
   int mr, nr, kc, mc;

@@ -46,6 +46,7 @@ class ColBuffer {
   size_t cap_ = 0;
 };
 thread_local ColBuffer tl_col;
+thread_local ColBuffer tl_pad;  // the zero-padded input of a shifted-rows conv (calling thread)
 
 class ConvKernel : public Kernel {
  public:
@@ -111,14 +112,20 @@ class ConvKernel : public Kernel {
     depthwise_ = nd_ == 2 && Cg_ == 1 && Mg_ == 1;
     switch (active_isa()) {  // the plane loop compiled for the active ISA
       case Isa::avx512:
+        depthwise_padded_fn_ = conv::depthwise_padded_avx512;
+        padded_min_ow_ = 16;
         depthwise_fn_ = conv::depthwise_plane_avx512;
         depthwise_block8_fn_ = conv::depthwise_block8_avx512;
         break;
       case Isa::avx2:
+        depthwise_padded_fn_ = conv::depthwise_padded_avx2;
+        padded_min_ow_ = 8;
         depthwise_fn_ = conv::depthwise_plane_avx2;
         depthwise_block8_fn_ = conv::depthwise_block8_avx2;
         break;
       default:
+        depthwise_padded_fn_ = conv::depthwise_padded_scalar;
+        padded_min_ow_ = 1;
         depthwise_fn_ = conv::depthwise_plane_scalar;
         depthwise_block8_fn_ = conv::depthwise_block8_scalar;
         break;
@@ -127,6 +134,20 @@ class ConvKernel : public Kernel {
     for (int d = 0; d < nd_; ++d)
       pointwise_ = pointwise_ && k_[d] == 1 && stride_[d] == 1 && pads[d] == 0 &&
                    pads[nd_ + d] == 0;
+    shifted_ = nd_ == 2 && !depthwise_ && !pointwise_ && stride_[0] == 1 && stride_[1] == 1 &&
+               a.constants.count(1);
+    if (shifted_) {
+      // Stride 1: on a zero-padded copy of the input, row k = (c, kh, kw) of im2col is the
+      // padded plane c read from offset kh*dh*Wp + kw*dw, if each output row is given the
+      // padded width Wp (the last Wp - OW columns of each are junk, dropped afterwards). The
+      // GEMM reads those shifted rows in place: no im2col buffer.
+      Hp_ = in_[0] + pads[0] + pads[2];
+      Wp_ = in_[1] + pads[1] + pads[3];
+      for (int64_t c = 0; c < Cg_; ++c)
+        for (int64_t i = 0; i < k_[0]; ++i)
+          for (int64_t j = 0; j < k_[1]; ++j)
+            row_off_.push_back(c * Hp_ * Wp_ + i * dil_[0] * Wp_ + j * dil_[1]);
+    }
     if (auto it = a.constants.find(1); it != a.constants.end()) {
       const float* w = static_cast<const float*>(it->second.data);
       if (depthwise_) {
@@ -149,6 +170,7 @@ class ConvKernel : public Kernel {
     const float* Z = has_z_ ? static_cast<const float*>(in[3]) : nullptr;
     if (N_ == 0 || M_ == 0 || S_ == 0) return;
     if (depthwise_) return run_depthwise(X, W, bias, Z, Y);
+    if (shifted_) return run_shifted(X, bias, Z, Y);
 
     // Work items: (image, group, chunk of output positions).
     const GemmGeometry geo = gemm_geometry();
@@ -281,13 +303,95 @@ class ConvKernel : public Kernel {
     }
   }
 
+  // See the constructor (shifted_). Work items: (image, group, chunk of output rows).
+  void run_shifted(const float* X, const float* bias, const float* Z, float* Y) const {
+    const int64_t OH = out_[0], OW = out_[1], plane = Hp_ * Wp_;
+    const int64_t planes = N_ * C_;
+    // The last row's junk columns and the last taps read up to (kh-1)*dh*Wp + (kw-1)*dw past
+    // the output rows of the last plane: zeroed slack, plus a panel's width.
+    const size_t total = size_t(planes * plane + (k_[0] - 1) * dil_[0] * Wp_ +
+                                (k_[1] - 1) * dil_[1] + 64);
+    float* pad = tl_pad.get(total);
+    const int64_t pt = pad_[0], pl = pad_[1], IH = in_[0], IW = in_[1];
+    parallel_for(planes, 4, [&](int64_t b, int64_t e) {
+      for (int64_t q = b; q < e; ++q) {
+        float* dst = pad + q * plane;
+        const float* src = X + q * S_in_;
+        std::memset(dst, 0, sizeof(float) * pt * Wp_);
+        for (int64_t h = 0; h < IH; ++h) {
+          float* d = dst + (pt + h) * Wp_;
+          std::memset(d, 0, sizeof(float) * pl);
+          std::memcpy(d + pl, src + h * IW, sizeof(float) * IW);
+          std::memset(d + pl + IW, 0, sizeof(float) * (Wp_ - pl - IW));
+        }
+        std::memset(dst + (pt + IH) * Wp_, 0, sizeof(float) * (Hp_ - pt - IH) * Wp_);
+      }
+    });
+    std::memset(pad + planes * plane, 0, sizeof(float) * (total - size_t(planes * plane)));
+
+    const int threads = num_threads();
+    const int64_t ng = N_ * group_;
+    // Rows per chunk: the chunk's GEMM output (Mg x rows*Wp, a scratch block) within ~1 MB,
+    // then enough chunks for the threads, rounded to a multiple of them.
+    int64_t rows = std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, Mg_ * Wp_));
+    rows = std::min(rows, OH);
+    int64_t chunks = ceil_div(OH, rows);
+    if (threads > 1 && ng * chunks % threads) {
+      const int64_t want = ceil_div(ceil_div(ng * chunks, threads) * threads, ng);
+      if (want <= OH) {
+        rows = ceil_div(OH, want);
+        chunks = ceil_div(OH, rows);
+      }
+    }
+    const int64_t items = ng * chunks;
+    auto item = [&](int64_t it) {
+      const int64_t n = it / (group_ * chunks), g = (it / chunks) % group_;
+      const int64_t oh0 = (it % chunks) * rows, nr = std::min(rows, OH - oh0);
+      const int64_t cols = nr * Wp_;
+      const float* base = pad + (n * C_ + g * Cg_) * plane + oh0 * Wp_;
+      thread_local std::vector<const float*> row_ptrs;
+      row_ptrs.resize(size_t(kdim_));
+      for (int64_t k = 0; k < kdim_; ++k) row_ptrs[size_t(k)] = base + row_off_[size_t(k)];
+      float* tmp = tl_col.get(size_t(Mg_ * cols));
+      Epilogue epi = epi_;
+      if (bias) {
+        epi.bias_kind = Epilogue::Bias::per_row;
+        epi.bias = bias + g * Mg_;
+      }
+      if (Z) epi.act = Activation::none;  // the residual enters before the activation
+      sgemm_rows(*packed_w_[g], Mg_, cols, kdim_, row_ptrs.data(), 0.f, tmp, cols, epi);
+      // Drop the junk columns: output row oh is tmp[.., (oh - oh0) * Wp, + OW).
+      for (int64_t m = 0; m < Mg_; ++m) {
+        const int64_t ch = n * M_ + g * Mg_ + m;
+        float* y = Y + ch * S_ + oh0 * OW;
+        const float* t = tmp + m * cols;
+        for (int64_t r = 0; r < nr; ++r)
+          std::memcpy(y + r * OW, t + r * Wp_, sizeof(float) * OW);
+        if (Z) {
+          const float* z = Z + ch * S_ + oh0 * OW;
+          for (int64_t i = 0; i < nr * OW; ++i) y[i] += z[i];
+          apply_activation(y, nr * OW, epi_.act, epi_.act_alpha, epi_.act_beta);
+        }
+      }
+    };
+    if (items >= threads && threads > 1) {
+      parallel_for(items, 1, [&](int64_t b, int64_t e) {
+        for (int64_t it = b; it < e; ++it) item(it);
+      });
+    } else {
+      for (int64_t it = 0; it < items; ++it) item(it);  // each GEMM uses the threads
+    }
+  }
+
   void run_depthwise(const float* X, const float* W, const float* bias, const float* Z,
                      float* Y) const {
     const conv::DepthwiseGeometry g{in_[0], in_[1], out_[0], out_[1], k_[0], k_[1], stride_[0],
                                     stride_[1], dil_[0], dil_[1], pad_[0], pad_[1]};
-    // Small planes: eight channels interleaved per block (full vectors whatever the row
-    // length); the rest plane by plane, vectorized along each output row.
-    const int64_t blocks = out_[1] < 16 ? C_ / 8 : 0;
+    // Strides 1 and 2 with at least a vector per output row: plane by plane through a padded
+    // copy (all taps in registers). Smaller planes: eight channels interleaved per block (full
+    // vectors whatever the row length); the rest plane by plane along each output row.
+    const bool padded = (g.sw == 1 || g.sw == 2) && g.ow >= padded_min_ow_;
+    const int64_t blocks = !padded && out_[1] < 16 ? C_ / 8 : 0;
     const int64_t tail = C_ - blocks * 8;
     const int64_t items = N_ * (blocks + tail);
     parallel_for(items, 1, [&](int64_t b, int64_t e) {
@@ -307,10 +411,16 @@ class ConvKernel : public Kernel {
         } else {
           const int64_t c = blocks * 8 + (r - blocks);
           const int64_t pl = n * C_ + c;
-          float* tmp = tl_col.get(size_t(std::max<int64_t>(g.ow, 1)));
           float* y = Y + pl * S_;
-          depthwise_fn_(g, X + pl * S_in_, W + c * ksize_, bias ? bias[c] : 0.f,
-                        Z ? Z + pl * S_ : nullptr, y, tmp);
+          if (padded) {
+            float* tmp = tl_col.get(size_t(conv::depthwise_padded_scratch_floats(g)));
+            depthwise_padded_fn_(g, X + pl * S_in_, W + c * ksize_, bias ? bias[c] : 0.f,
+                                 Z ? Z + pl * S_ : nullptr, y, tmp);
+          } else {
+            float* tmp = tl_col.get(size_t(std::max<int64_t>(g.ow, 1)));
+            depthwise_fn_(g, X + pl * S_in_, W + c * ksize_, bias ? bias[c] : 0.f,
+                          Z ? Z + pl * S_ : nullptr, y, tmp);
+          }
           apply_activation(y, S_, epi_.act, epi_.act_alpha, epi_.act_beta);
         }
       }
@@ -322,8 +432,13 @@ class ConvKernel : public Kernel {
   Shape in_, out_, k_, stride_, dil_, pad_;
   int64_t S_in_ = 0, S_ = 0, ksize_ = 0, kdim_ = 0;
   bool has_bias_ = false, has_z_ = false, depthwise_ = false, pointwise_ = false;
+  bool shifted_ = false;  // stride-1 2-D conv read as shifted rows of a padded input
+  int64_t Hp_ = 0, Wp_ = 0;
+  std::vector<int64_t> row_off_;  // per im2col row (c, kh, kw): its offset in the padded input
   Epilogue epi_;
   conv::DepthwisePlaneFn depthwise_fn_ = nullptr;
+  conv::DepthwisePaddedFn depthwise_padded_fn_ = nullptr;
+  int64_t padded_min_ow_ = 8;  // the vector width: the padded path needs a vector per row
   conv::DepthwiseBlock8Fn depthwise_block8_fn_ = nullptr;
   std::vector<float> const_bias_, const_w_;
   std::vector<std::unique_ptr<PackedA>> packed_w_;

@@ -20,6 +20,22 @@ using DepthwiseBlock8Fn = void (*)(const DepthwiseGeometry& g, const float* x, i
                                    const float* w, const float* bias8, const float* z, float* y,
                                    int64_t s_out, float* tmp);
 
+// One plane through a zero-padded copy in tmp (depthwise_padded_scratch floats); strides 1
+// and 2. See depthwise_padded_impl.
+using DepthwisePaddedFn = DepthwisePlaneFn;
+// (the padded plane, slack, and for stride 1 the flat output rows at the padded width).
+inline int64_t depthwise_padded_scratch_floats(const DepthwiseGeometry& g) {
+  const int64_t hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+  const int64_t wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+  return 2 * hp * wp + 128;
+}
+void depthwise_padded_scalar(const DepthwiseGeometry&, const float*, const float*, float,
+                             const float*, float*, float*);
+void depthwise_padded_avx2(const DepthwiseGeometry&, const float*, const float*, float,
+                           const float*, float*, float*);
+void depthwise_padded_avx512(const DepthwiseGeometry&, const float*, const float*, float,
+                             const float*, float*, float*);
+
 void depthwise_plane_scalar(const DepthwiseGeometry&, const float*, const float*, float,
                             const float*, float*, float*);
 void depthwise_plane_avx2(const DepthwiseGeometry&, const float*, const float*, float,

@@ -9,6 +9,11 @@ void depthwise_plane_scalar(const DepthwiseGeometry& g, const float* x, const fl
   depthwise_plane_impl(g, x, w, b, z, y, row_tmp);
 }
 
+void depthwise_padded_scalar(const DepthwiseGeometry& g, const float* x, const float* w, float b,
+                             const float* z, float* y, float* tmp) {
+  depthwise_padded_impl(g, x, w, b, z, y, tmp);
+}
+
 void depthwise_block8_scalar(const DepthwiseGeometry& g, const float* x, int64_t s_in,
                            const float* w, const float* bias8, const float* z, float* y,
                            int64_t s_out, float* tmp) {

@@ -120,8 +120,8 @@ void pack_a(const gemm::Isa& I, const float* A, int64_t lda, bool trans, int64_t
 }
 
 // Packs NR-column panel p of op(B) (K x N) for every K block into `out` (the whole packed B).
-void pack_b_panel(const gemm::Isa& I, const float* B, int64_t ldb, bool trans, int64_t K,
-                  int64_t N, int64_t p, float* out) {
+void pack_b_panel(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
+                  const float* const* rows, int64_t K, int64_t N, int64_t p, float* out) {
   const int NR = I.nr;
   const int64_t npad = ceil_div(N, NR) * NR;
   const int64_t j0 = p * NR, nn = std::min<int64_t>(NR, N - j0);
@@ -130,7 +130,7 @@ void pack_b_panel(const gemm::Isa& I, const float* B, int64_t ldb, bool trans, i
     float* dst = out + pc * npad + p * kc * NR;
     if (!trans) {
       for (int64_t k = 0; k < kc; ++k) {
-        const float* src = B + (pc + k) * ldb + j0;
+        const float* src = (rows ? rows[pc + k] : B + (pc + k) * ldb) + j0;
         float* d = dst + k * NR;
         std::memcpy(d, src, nn * sizeof(float));
         for (int64_t j = nn; j < NR; ++j) d[j] = 0.f;
@@ -146,24 +146,26 @@ void pack_b_panel(const gemm::Isa& I, const float* B, int64_t ldb, bool trans, i
   }
 }
 
-void pack_b_all(const gemm::Isa& I, const float* B, int64_t ldb, bool trans, int64_t K,
-                int64_t N, float* out) {
+void pack_b_all(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
+                const float* const* rows, int64_t K, int64_t N, float* out) {
   const int64_t panels = ceil_div(N, I.nr);
   // Packing moves K*N floats: worth threads only when large.
   parallel_for(panels, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, K * I.nr)),
                [&](int64_t b, int64_t e) {
-                 for (int64_t p = b; p < e; ++p) pack_b_panel(I, B, ldb, trans, K, N, p, out);
+                 for (int64_t p = b; p < e; ++p)
+                   pack_b_panel(I, B, ldb, trans, rows, K, N, p, out);
                });
 }
 
 // Packs panels [np0, np1) of op(B) rows [pc, pc + kc) into out (panel p at (p - np0) * kc * NR).
 // Row by row for a plain B, so that reads are contiguous.
-void pack_b_block(const gemm::Isa& I, const float* B, int64_t ldb, bool trans, int64_t pc,
-                  int64_t kc, int64_t N, int64_t np0, int64_t np1, float* out) {
+void pack_b_block(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
+                  const float* const* rows, int64_t pc, int64_t kc, int64_t N, int64_t np0,
+                  int64_t np1, float* out) {
   const int NR = I.nr;
   if (!trans) {
     for (int64_t k = 0; k < kc; ++k) {
-      const float* src = B + (pc + k) * ldb;
+      const float* src = rows ? rows[pc + k] : B + (pc + k) * ldb;
       for (int64_t p = np0; p < np1; ++p) {
         const int64_t j0 = p * NR, nn = std::min<int64_t>(NR, N - j0);
         float* d = out + (p - np0) * kc * NR + k * NR;
@@ -200,6 +202,7 @@ struct BSource {
   const float* b;
   int64_t ldb;
   bool trans;
+  const float* const* rows = nullptr;  // row k of B at rows[k] (not transposed; b unused)
 };
 
 struct ASource {
@@ -256,7 +259,8 @@ void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, c
                        hi};
     for (int64_t nb = np0; nb < np1; nb += nc_panels) {
       const int64_t nb_end = std::min(np1, nb + nc_panels);
-      if (!B.packed) pack_b_block(I, B.b, B.ldb, B.trans, pc, kc, N, nb, nb_end, bbuf);
+      if (!B.packed)
+        pack_b_block(I, B.b, B.ldb, B.trans, B.rows, pc, kc, N, nb, nb_end, bbuf);
       for (int64_t mp = mp0; mp < mp1; mp += mc_panels) {
         const int64_t mp_end = std::min(mp1, mp + mc_panels);
         const float* ablock;
@@ -327,7 +331,7 @@ void run(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, const
   if (!split_n && !B.packed) {
     // Every thread needs all of B: pack it once, together.
     float* bp = tl_bpack.get(size_t(K) * npan * I.nr);
-    pack_b_all(I, B.b, B.ldb, B.trans, K, N, bp);
+    pack_b_all(I, B.b, B.ldb, B.trans, B.rows, K, N, bp);
     B.packed = bp;
   }
   const int64_t parts = std::min<int64_t>(T, split_n ? npan : mpan);
@@ -403,7 +407,7 @@ PackedB::PackedB(bool transB, int64_t K, int64_t N, const float* B, int64_t ldb)
     : K_(K), N_(N), data_(nullptr, std::free) {
   const gemm::Isa& I = active();
   data_.reset(alloc_floats(size_t(std::max<int64_t>(K, 1)) * ceil_div(N, I.nr) * I.nr));
-  if (K > 0 && N > 0) pack_b_all(I, B, ldb, transB, K, N, data_.get());
+  if (K > 0 && N > 0) pack_b_all(I, B, ldb, transB, nullptr, K, N, data_.get());
 }
 
 PackedA::PackedA(bool transA, int64_t M, int64_t K, const float* A, int64_t lda)
@@ -439,6 +443,16 @@ void sgemm(const PackedA& A, bool transB, int64_t M, int64_t N, int64_t K, float
   if (K <= 0) return degenerate(M, N, beta, C, ldc, epi);
   run(active(), M, N, K, alpha, ASource{nullptr, 0, false, A.data()},
       BSource{nullptr, B, ldb, transB}, beta, C, ldc, epi);
+}
+
+void sgemm_rows(const PackedA& A, int64_t M, int64_t N, int64_t K, const float* const* rows,
+                float beta, float* C, int64_t ldc, const Epilogue& epi) {
+  if (A.M() != M || A.K() != K) throw std::invalid_argument("sgemm: PackedA has another shape");
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return degenerate(M, N, beta, C, ldc, epi);
+  BSource b{nullptr, nullptr, 0, false};
+  b.rows = rows;
+  run(active(), M, N, K, 1.f, ASource{nullptr, 0, false, A.data()}, b, beta, C, ldc, epi);
 }
 
 }  // namespace ferry

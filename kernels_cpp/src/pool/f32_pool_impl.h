@@ -5,6 +5,10 @@
 #include "ferry/simd.h"
 #include "table.h"
 
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
 namespace ferry {
 namespace pool {
 namespace {
@@ -180,10 +184,123 @@ template <bool Max> void pool_plane(const float* x, float* y, const float* count
   }
 }
 
+// Grow-only scratch of this thread (the padded plane and the row-pass results).
+inline float* pool_scratch(size_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// Separable form for small planes, where a vector along one output row is mostly border:
+// the plane is copied once into a padded buffer (-inf or 0 outside), the kernel row pass
+// runs over the whole padded plane as one flat vector loop (stride 1 along the row; the
+// columns a row does not need are junk), then the column pass combines kernel rows for each
+// output row and picks every SW-th column. Everything vectorized, no per-tap bounds checks.
+template <bool Max> void pool_plane_sep(const float* x, float* y, const float* count_h,
+                                        const float* count_w, const Geometry& g) {
+  constexpr int w = W<Vec>();
+  const float init = Max ? -__builtin_inff() : 0.0f;
+  const int64_t Wp = (g.OW - 1) * g.SW + (g.KW - 1) * g.DW + 1;  // input cols -PL ..
+  const int64_t Hp = (g.OH - 1) * g.SH + (g.KH - 1) * g.DH + 1;  // input rows -PT ..
+  const int64_t cols = (g.OW - 1) * g.SW + 1;  // row-pass columns needed per row
+  float* pad = pool_scratch(size_t(2 * Hp * Wp + 2 * Wp + 2 * w));
+  float* hz = pad + Hp * Wp + w;
+  for (int64_t r = 0; r < Hp; ++r) {
+    const int64_t ih = r - g.PT;
+    float* d = pad + r * Wp;
+    if (ih < 0 || ih >= g.H) {
+      for (int64_t c = 0; c < Wp; ++c) d[c] = init;
+      continue;
+    }
+    const int64_t c0 = std::min<int64_t>(Wp, std::max<int64_t>(0, g.PL));  // first in-row col
+    const int64_t c1 = std::min<int64_t>(Wp, std::max<int64_t>(c0, g.PL + g.W));
+    for (int64_t c = 0; c < c0; ++c) d[c] = init;
+    std::memcpy(d + c0, x + ih * g.W + (c0 - g.PL), sizeof(float) * (c1 - c0));
+    for (int64_t c = c1; c < Wp; ++c) d[c] = init;
+  }
+  // Row pass: hz[i] = op over kw of pad[i + kw * DW], i over the flat padded plane.
+  const int64_t n = (Hp - 1) * Wp + cols;
+  int64_t i = 0;
+  for (; i + w <= n; i += w) {
+    Vec a = L<Vec>(pad + i);
+    for (int64_t kw = 1; kw < g.KW; ++kw) a = pool_op<Max>(a, L<Vec>(pad + i + kw * g.DW));
+    store(hz + i, a);
+  }
+  for (; i < n; ++i) {
+    float a = pad[i];
+    for (int64_t kw = 1; kw < g.KW; ++kw)
+      a = Max ? vmax(a, pad[i + kw * g.DW]) : a + pad[i + kw * g.DW];
+    hz[i] = a;
+  }
+  // Column pass. Stride-1 rows: one flat vector loop over the output rows at the padded
+  // width (into the padded buffer, no longer needed), then the OW real columns of each row
+  // are divided by their counts.
+  if (g.SH == 1 && g.SW == 1) {
+    const int64_t m = (g.OH - 1) * Wp + g.OW;
+    const int64_t step = g.DH * Wp;
+    int64_t j = 0;
+    for (; j + w <= m; j += w) {
+      Vec a = L<Vec>(hz + j);
+      for (int64_t kh = 1; kh < g.KH; ++kh) a = pool_op<Max>(a, L<Vec>(hz + j + kh * step));
+      store(pad + j, a);
+    }
+    for (; j < m; ++j) {
+      float a = hz[j];
+      for (int64_t kh = 1; kh < g.KH; ++kh)
+        a = Max ? vmax(a, hz[j + kh * step]) : a + hz[j + kh * step];
+      pad[j] = a;
+    }
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+      const float* src = pad + oh * Wp;
+      float* yr = y + oh * g.OW;
+      if (Max) {
+        std::memcpy(yr, src, sizeof(float) * g.OW);
+        continue;
+      }
+      const float ch = count_h[oh];
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        const float c = ch * count_w[ow];
+        yr[ow] = c > 0.0f ? src[ow] / c : 0.0f;
+      }
+    }
+    return;
+  }
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const float* src = hz + oh * g.SH * Wp;
+    float* yr = y + oh * g.OW;
+    const float ch = Max ? 1.0f : count_h[oh];
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      const int64_t c = ow * g.SW;
+      float a = src[c];
+      for (int64_t kh = 1; kh < g.KH; ++kh)
+        a = Max ? vmax(a, src[kh * g.DH * Wp + c]) : a + src[kh * g.DH * Wp + c];
+      if (!Max) {
+        const float cnt = ch * count_w[ow];
+        a = cnt > 0.0f ? a / cnt : 0.0f;
+      }
+      yr[ow] = a;
+    }
+  }
+}
+
+// Whether the separable form is used: rows shorter than a vector (the row form is all
+// scalar there), or stride-1 rows shorter than two (mostly border). Longer rows vectorize
+// along the row with no junk columns (measured: 2x faster at 28 wide).
+inline bool use_separable(const Geometry& g) {
+  if (g.OH <= 0 || g.OW <= 0 || g.KH * g.KW < 2) return false;
+  const int64_t Wp = (g.OW - 1) * g.SW + (g.KW - 1) * g.DW + 1;
+  const int64_t Hp = (g.OH - 1) * g.SH + (g.KH - 1) * g.DH + 1;
+  if (Wp * Hp > (int64_t(1) << 20)) return false;
+  return g.OW < W<Vec>() || (g.SW == 1 && g.OW < 2 * W<Vec>());
+}
+
 void max_plane(const float* x, float* y, int64_t* ind, int64_t base, bool col_major,
                const Geometry& g) {
   if (!ind) {
-    pool_plane<true>(x, y, nullptr, nullptr, g);
+    if (use_separable(g))
+      pool_plane_sep<true>(x, y, nullptr, nullptr, g);
+    else
+      pool_plane<true>(x, y, nullptr, nullptr, g);
     return;
   }
   // With indices: one output at a time, the first maximum in window order.
@@ -213,7 +330,10 @@ void max_plane(const float* x, float* y, int64_t* ind, int64_t base, bool col_ma
 
 void avg_plane(const float* x, float* y, const float* count_h, const float* count_w,
                const Geometry& g) {
-  pool_plane<false>(x, y, count_h, count_w, g);
+  if (use_separable(g))
+    pool_plane_sep<false>(x, y, count_h, count_w, g);
+  else
+    pool_plane<false>(x, y, count_h, count_w, g);
 }
 
 float sum_n(const float* x, int64_t n) {

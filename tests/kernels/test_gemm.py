@@ -185,3 +185,19 @@ def test_avx512_microkernel_emulated(tmp_path):
     proc = subprocess.run([exe], capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "0 bad elements" in proc.stdout
+
+
+def test_constant_the_kernel_does_not_copy_is_still_read():
+    """A constant given at make time may be passed as None at run time even where the kernel
+    keeps no copy of it (MatMul pre-packs only B): the binding hands the kernel the kept array
+    (a None A used to reach the kernel as a null pointer)."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((5, 7)).astype(np.float32)
+    b = rng.standard_normal((7, 4)).astype(np.float32)
+    y = np.empty((5, 4), np.float32)
+    k = fk.make_kernel("MatMul", {}, [a.shape, b.shape], ["float32"] * 2, [y.shape], ["float32"],
+                       {0: a})
+    k.run([None, b], [y])
+    np.testing.assert_allclose(y, a @ b, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="None but required"):
+        k.run([a, None], [y])

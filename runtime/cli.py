@@ -267,6 +267,15 @@ def cmd_run(args) -> int:
         q = np.percentile(times, [50, 90])
         print(f"runs       {len(times)}: median {q[0] * 1e3:.3f} ms, p90 {q[1] * 1e3:.3f} ms, "
               f"min {min(times) * 1e3:.3f} ms")
+    if args.profile_nodes > 0:
+        rows = sess.profile_plan(feeds, runs=max(args.repeat, 1))
+        if not rows:
+            print("profile    no C++ plan ran (ORT_PARALLEL, dynamic shapes or another provider)")
+        else:
+            print(f"profile    per node, mean of {max(args.repeat, 1)} runs, slowest first:")
+            for r in rows[:args.profile_nodes]:
+                print(f"  {r['mean_us']:10.1f} us {100 * r['share']:5.1f}%  {r['op_type']:<18} "
+                      f"{r['kernel']:<16} {r['node']}")
     return 0
 
 
@@ -1186,6 +1195,9 @@ def build_parser() -> argparse.ArgumentParser:
     inputs(p_run)
     p_run.add_argument("--threads", type=int, default=0, help="intra-op threads (0: auto)")
     p_run.add_argument("--repeat", type=int, default=10, help="timed runs after the first")
+    p_run.add_argument("--profile-nodes", type=int, default=0, metavar="N",
+                       help="then time each node of the C++ plan over --repeat runs and print "
+                       "the N slowest (InferenceSession.profile_plan)")
     p_run.set_defaults(func=cmd_run)
 
     p_bench = sub.add_parser("bench", help="latency, throughput, memory vs onnxruntime/openvino",

@@ -371,8 +371,20 @@ class PyPlan {
   }
 
   void run(const py::sequence& inputs, const py::sequence& outputs, const py::object& cancel,
-           const py::object& timeout_s) {
+           const py::object& timeout_s, const py::object& step_ns) {
     RunControl control;
+    py::array_t<int64_t> step_times;
+    if (!step_ns.is_none()) {
+      if (!py::isinstance<py::array_t<int64_t>>(step_ns))
+        throw py::value_error("step_ns: expected an int64 numpy array");
+      step_times = py::reinterpret_borrow<py::array_t<int64_t>>(step_ns);
+      if (step_times.ndim() != 1 || static_cast<size_t>(step_times.size()) != num_steps() ||
+          !(step_times.flags() & py::array::c_style) || !step_times.writeable())
+        throw py::value_error("step_ns: expected a writable int64 array of num_steps elements");
+      if (plan_->inter_op_threads() > 1)
+        throw py::value_error("step_ns: per-step times are kept for sequential plans only");
+      control.step_ns = step_times.mutable_data();
+    }
     py::array_t<uint8_t> cancel_flag;
     if (!cancel.is_none()) {
       cancel_flag = py::array_t<uint8_t>::ensure(cancel);
@@ -419,7 +431,7 @@ class PyPlan {
     for (auto& a : ins) in_ptrs.push_back(a.data());
     for (auto& a : outs) out_ptrs.push_back(a.mutable_data());
     RunContext ctx{&ins, &outs};
-    const bool controlled = control.cancel || control.has_deadline;
+    const bool controlled = control.cancel || control.has_deadline || control.step_ns;
     py::gil_scoped_release nogil;
     plan_->run(in_ptrs.data(), in_ptrs.size(), out_ptrs.data(), out_ptrs.size(), &ctx,
                controlled ? &control : nullptr);
@@ -692,10 +704,12 @@ PYBIND11_MODULE(ferry_kernels, m) {
            "concurrently and a wave starts when the previous one ends.")
       .def("run", &PyPlan::run, py::arg("inputs"), py::arg("outputs"),
            py::arg("cancel") = py::none(), py::arg("timeout_s") = py::none(),
+           py::arg("step_ns") = py::none(),
            "Run every step (GIL released; callbacks take it). Safe from several threads. "
            "cancel: a uint8 array whose first element, once nonzero, stops the run before the "
            "next step; timeout_s: stop once that many seconds have passed. A stop raises "
-           "RuntimeError.")
+           "RuntimeError. step_ns: an int64 array (num_steps) to which each step's run time "
+           "in nanoseconds is added (sequential plans).")
       .def_property_readonly("num_steps", &PyPlan::num_steps)
       .def_property_readonly("num_waves", &PyPlan::num_waves,
                              "Waves run (num_steps when sequential).")

@@ -80,6 +80,9 @@ class _PlanEntry:
     memory: memory.MemoryPlan
     kernels: list[str] = field(default_factory=list)
     schedule: list[list[list[int]]] | None = None  # waves of tasks when run in parallel
+    step_nodes: list[tuple[str, str]] = field(default_factory=list)  # (node name, op type)
+    step_ns: np.ndarray | None = None  # per-step nanoseconds while step timing is on
+    timed_runs: int = 0
 
 
 class CpuPartition(CompiledPartition):
@@ -108,6 +111,7 @@ class CpuPartition(CompiledPartition):
         self.use_plan = bool(opts.get("use_plan", True)) and self.use_native
         self.cache_size = int(opts.get("plan_cache_size", 16))
         self.inter_op_threads = inter_op_threads(context.session_options)
+        self.step_timing = False  # set by InferenceSession.profile_plan
         self._memory_limit = context.session_options.effective_memory_limit() \
             if context.session_options is not None else 1 << 40
         self._subgraph_parts: dict[int, CpuPartition] = {}
@@ -218,6 +222,10 @@ class CpuPartition(CompiledPartition):
     def release_memory(self) -> int:
         programs = [self.folded] + ([self.full] if self.full is not self.folded else [])
         return sum(p.release_memory() for p in programs)
+
+    def step_times(self) -> list[dict[str, Any]]:
+        programs = [self.folded] + ([self.full] if self.full is not self.folded else [])
+        return [row for p in programs for row in p.step_times()]
 
     def explain(self) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -331,7 +339,13 @@ class _Program:
         run_state.check_cancelled()
         ins = [native.contiguous(feeds[n]) for n in entry.input_names]
         outs = [np.empty(s, d) for s, d in zip(entry.output_shapes, entry.output_dtypes)]
-        entry.plan.run(ins, outs, **run_state.plan_control())
+        control = run_state.plan_control()
+        if self.part.step_timing and entry.schedule is None:
+            if entry.step_ns is None:
+                entry.step_ns = np.zeros(len(entry.kernels), np.int64)
+            control["step_ns"] = entry.step_ns
+            entry.timed_runs += 1
+        entry.plan.run(ins, outs, **control)
         result = dict(zip(entry.produced_outputs, outs))
         for name in self.outputs:
             if name not in result:  # passed straight through, or a constant
@@ -560,7 +574,9 @@ class _Program:
             output_dtypes=[env[n].dtype for n in produced_outputs],
             produced_outputs=produced_outputs, memory=mem,
             kernels=[s.kernel_name or f"numpy:{self.nodes[s.node_index].op_type}" for s in kept],
-            schedule=schedule)
+            schedule=schedule,
+            step_nodes=[(self.nodes[s.node_index].name or f"#{s.node_index}",
+                         self.nodes[s.node_index].op_type) for s in kept])
 
     def _callback(self, index: int):
         node, impl, attrs = self.nodes[index], self.impls[index], self.attrs[index]
@@ -598,6 +614,21 @@ class _Program:
         with self._lock:
             entries = list(self._plans.values())
         return sum(int(e.plan.trim()) for e in entries)
+
+    def step_times(self) -> list[dict[str, Any]]:
+        """Per-step mean times of the plans run while step timing was on (see
+        InferenceSession.profile_plan); resets them."""
+        with self._lock:
+            entries = list(self._plans.values())
+        rows = []
+        for e in entries:
+            if e.step_ns is None or not e.timed_runs:
+                continue
+            for (name, op), kernel, ns in zip(e.step_nodes, e.kernels, e.step_ns):
+                rows.append({"node": name, "op_type": op, "kernel": kernel,
+                             "mean_us": float(ns) / e.timed_runs / 1e3})
+            e.step_ns, e.timed_runs = None, 0
+        return rows
 
     def explain_plans(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -6,14 +6,15 @@ from __future__ import annotations
 from runtime import ir
 
 
-def _is_noop(node: ir.Node) -> bool:
+def _is_noop(node: ir.Node, read: set[str]) -> bool:
     if node.domain not in ("", "ai.onnx"):
         return False
     if node.op_type == "Identity":
         return True
     if node.op_type == "Dropout":
-        # Dropout is a no-op in inference unless training_mode is given or the mask is read.
-        wants_mask = len(node.outputs) > 1 and bool(node.outputs[1])
+        # Dropout is a no-op in inference unless training_mode is given or the mask is read
+        # (opset-9 exports name the mask output even when nothing reads it).
+        wants_mask = len(node.outputs) > 1 and bool(node.outputs[1]) and node.outputs[1] in read
         has_training_input = len(node.inputs) > 2 and bool(node.inputs[2])
         return not wants_mask and not has_training_input
     return False
@@ -25,10 +26,13 @@ def remove_identities(graph: ir.Graph) -> bool:
     for node in graph.nodes:
         for sub in node.subgraphs():
             outputs |= sub.outer_references()
+    read = set(outputs)
+    for node in graph.nodes:
+        read.update(i for i in node.inputs if i)
     rename: dict[str, str] = {}
     kept = []
     for node in graph.nodes:
-        if _is_noop(node) and node.outputs[0] not in outputs and node.inputs and node.inputs[0]:
+        if _is_noop(node, read) and node.outputs[0] not in outputs and node.inputs and node.inputs[0]:
             src = node.inputs[0]
             rename[node.outputs[0]] = rename.get(src, src)
             continue

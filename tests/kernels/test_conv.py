@@ -37,6 +37,12 @@ SCRIPT = textwrap.dedent("""
         (1, 7, 9, 13, 5, 1, 5, 1, 0, 1),     # stride 1, 5x5, no padding
         (1, 8, 64, 66, 64, 1, 3, 1, 1, 1),   # stride 1, several row chunks
         (1, 6, 10, 12, 8, 1, (1, 3), 1, (0, 1, 2, 0), 1),  # 1x3, asymmetric pads
+        (1, 3, 30, 29, 16, 1, 7, 2, 3, 1),   # stride 2, 7x7: four phase planes
+        (1, 5, 17, 16, 6, 1, 3, 3, 1, 1),    # stride 3: nine phases
+        (1, 4, 19, 21, 7, 1, 3, 2, 2, 2),    # stride 2, dilation 2: one phase read
+        (2, 8, 14, 14, 12, 1, 1, 2, 0, 1),   # 1x1 stride 2: one phase
+        (1, 6, 13, 11, 9, 1, (3, 2), 2, (1, 0, 0, 1), 1),  # stride 2, asymmetric pads
+        (1, 6, 9, 9, 12, 2, 3, 2, 1, 1),     # grouped, stride 2
         (1, 32, 20, 23, 32, 32, 3, 1, 1, 1), # depthwise, flat padded plane (rows of 23)
         (1, 5, 12, 12, 5, 5, 5, 1, 2, 1),    # depthwise 5x5 unrolled
         (1, 4, 30, 70, 4, 4, 3, 2, 1, 1),    # depthwise stride 2, 35 wide: 4 vectors + tail
@@ -68,6 +74,18 @@ SCRIPT = textwrap.dedent("""
         kern.run([x, None, None] + ([z] if z is not None else []), [y])
         np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4,
                                    err_msg=f"{{(n, c, h, w, m, g, k, s, p, d)}} {{act}} z={{use_z}}")
+    # Weights given at run time (not constant): the im2col path.
+    for (n, c, h, w, m, g, k, s, p, d) in [(1, 3, 17, 19, 10, 1, 3, 2, 1, 1),
+                                           (2, 6, 8, 8, 9, 3, 3, 1, 1, 1)]:
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        wt = rng.standard_normal((m, c // g, k, k)).astype(np.float32)
+        attrs = dict(group=g, strides=[s, s], dilations=[d, d], pads=[p] * 4, kernel_shape=[k, k])
+        ref = conv_ops.conv(x, wt, None, **attrs)
+        kern = fk.make_kernel("Conv", attrs, [x.shape, wt.shape], ["float32"] * 2, [ref.shape],
+                              ["float32"])
+        y = np.empty(ref.shape, np.float32)
+        kern.run([x, wt], [y])
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4, err_msg="runtime weights")
     # The residual given in the output's own buffer (Y = conv(X) + Y): the depthwise paths
     # must read each z before overwriting it.
     for (h, w, s) in [(20, 23, 1), (30, 70, 2), (7, 7, 1), (9, 14, 2)]:

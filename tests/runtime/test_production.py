@@ -75,6 +75,33 @@ def test_profiling_summary_tables(tmp_path):
         _session().profiling_summary()
 
 
+def test_profile_plan_times_the_fast_path_per_node():
+    """profile_plan: one row per plan step (the nodes the C++ plan runs), slowest first, the
+    shares summing to 1; a slow op shows as the slow one; the timing is off afterwards."""
+    rng = np.random.default_rng(1)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]),
+             helper.make_node("MatMul", ["h", "w2"], ["y"])]
+    model = make_model(nodes, [("x", F, [64, 512])], [("y", F, [64, 4])],
+                       [("w1", rng.standard_normal((512, 512)).astype(np.float32)),
+                        ("w2", rng.standard_normal((512, 4)).astype(np.float32))])
+    so = SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = InferenceSession(model.SerializeToString(), so, providers=["cpu"])
+    x = np.ones((64, 512), np.float32)
+    rows = sess.profile_plan({"x": x}, runs=5)
+    assert [r["op_type"] for r in rows] == ["MatMul", "MatMul"]
+    assert {r["node"] for r in rows} == {n.name for n in sess._graph.nodes}
+    assert rows[0]["mean_us"] > rows[1]["mean_us"] > 0  # 64x512x512 vs 64x512x4
+    assert rows[0]["kernel"] == "MatMul"
+    assert abs(sum(r["share"] for r in rows) - 1.0) < 1e-9
+    parts = [p.compiled for p in sess._partitioning.partitions]
+    assert not any(p.step_timing for p in parts)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0],
+                               sess.run(None, {"x": x})[0])
+    with pytest.raises(InvalidArgument):
+        sess.profile_plan({"x": x}, runs=0)
+
+
 def test_many_threads_one_session_match_serial_and_peak_grows():
     sess = _session()
     rng = np.random.default_rng(1)

@@ -120,3 +120,29 @@ def test_plan_run_checks_its_cancel_argument():
         plan.run([np.ones(1, np.float32)], [out], cancel=np.ones(1, np.uint8))
     with pytest.raises(RuntimeError, match="timed out"):
         plan.run([np.ones(1, np.float32)], [out], timeout_s=-1.0)
+
+
+def test_plan_run_adds_each_steps_time_to_step_ns():
+    """Plan.run(step_ns=...) is the fast path's per-step profile: each step's time is added to
+    its slot (a slow Python step shows as the slow one), and a bad array is refused."""
+    import time
+
+    import ferry_kernels as fk
+
+    def slow(a):
+        time.sleep(0.02)
+        return a
+
+    values = [("input", 0, [1], "float32", None), ("arena", 0, [1], "float32", None),
+              ("output", 0, [1], "float32", None)]
+    plan = fk.Plan(64, values, [(lambda a: a + 1, [0], [1]), (slow, [1], [2])])
+    acc = np.zeros(2, np.int64)
+    out = np.empty(1, np.float32)
+    for _ in range(2):
+        plan.run([np.ones(1, np.float32)], [out], step_ns=acc)
+    assert out[0] == 2.0
+    assert acc[1] >= 2 * 20_000_000 and 0 < acc[0] < acc[1]
+    with pytest.raises(ValueError, match="step_ns"):
+        plan.run([np.ones(1, np.float32)], [out], step_ns=np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="step_ns"):
+        plan.run([np.ones(1, np.float32)], [out], step_ns=np.zeros(2, np.float64))

@@ -36,6 +36,7 @@ struct RunControl {
   const uint8_t* cancel = nullptr;  // nonzero: stop (read atomically)
   bool has_deadline = false;
   std::chrono::steady_clock::time_point deadline;
+  int64_t* step_ns = nullptr;  // one per step: each step's run time is added (nanoseconds)
   void check() const;
 };
 

@@ -134,19 +134,37 @@ class ConvKernel : public Kernel {
     for (int d = 0; d < nd_; ++d)
       pointwise_ = pointwise_ && k_[d] == 1 && stride_[d] == 1 && pads[d] == 0 &&
                    pads[nd_ + d] == 0;
-    shifted_ = nd_ == 2 && !depthwise_ && !pointwise_ && stride_[0] == 1 && stride_[1] == 1 &&
-               a.constants.count(1);
+    shifted_ = nd_ == 2 && !depthwise_ && !pointwise_ && a.constants.count(1);
     if (shifted_) {
-      // Stride 1: on a zero-padded copy of the input, row k = (c, kh, kw) of im2col is the
-      // padded plane c read from offset kh*dh*Wp + kw*dw, if each output row is given the
-      // padded width Wp (the last Wp - OW columns of each are junk, dropped afterwards). The
-      // GEMM reads those shifted rows in place: no im2col buffer.
-      Hp_ = in_[0] + pads[0] + pads[2];
-      Wp_ = in_[1] + pads[1] + pads[3];
+      // On a zero-padded copy of the input, row k = (c, kh, kw) of im2col is the padded plane c
+      // read from offset kh*dh*Wp + kw*dw, if each output row is given the padded width Wp
+      // (its last Wp - OW columns are junk, dropped afterwards): the GEMM reads those shifted
+      // rows in place, no im2col buffer. Strides s > 1: the padded input is split into s x s
+      // phase planes (phase (a, b) holds padded rows a, a+s, ... and columns b, b+s, ...), and
+      // tap (kh, kw) is phase ((kh*dh) % s, (kw*dw) % s) shifted by ((kh*dh) / s, (kw*dw) / s):
+      // shifted rows again, at the phase width Wq. Only the phases some tap reads are made.
+      const int64_t sh = stride_[0], sw = stride_[1];
+      const int64_t Hp = in_[0] + pads[0] + pads[2], Wp = in_[1] + pads[1] + pads[3];
+      Hq_ = ceil_div(Hp, sh);
+      Wq_ = ceil_div(Wp, sw);
+      std::vector<int64_t> idx(size_t(sh * sw), -1);
+      for (int64_t i = 0; i < k_[0]; ++i)
+        for (int64_t j = 0; j < k_[1]; ++j) {
+          const int64_t ph = (i * dil_[0]) % sh * sw + (j * dil_[1]) % sw;
+          if (idx[size_t(ph)] < 0) {
+            idx[size_t(ph)] = static_cast<int64_t>(phases_.size());
+            phases_.push_back(ph);
+          }
+        }
+      const int64_t phase_size = Hq_ * Wq_;
       for (int64_t c = 0; c < Cg_; ++c)
         for (int64_t i = 0; i < k_[0]; ++i)
-          for (int64_t j = 0; j < k_[1]; ++j)
-            row_off_.push_back(c * Hp_ * Wp_ + i * dil_[0] * Wp_ + j * dil_[1]);
+          for (int64_t j = 0; j < k_[1]; ++j) {
+            const int64_t ph = (i * dil_[0]) % sh * sw + (j * dil_[1]) % sw;
+            row_off_.push_back((c * int64_t(phases_.size()) + idx[size_t(ph)]) * phase_size +
+                               (i * dil_[0]) / sh * Wq_ + (j * dil_[1]) / sw);
+          }
+      max_shift_ = ((k_[0] - 1) * dil_[0] / sh + 1) * Wq_ + (k_[1] - 1) * dil_[1] / sw;
     }
     if (auto it = a.constants.find(1); it != a.constants.end()) {
       const float* w = static_cast<const float*>(it->second.data);
@@ -183,12 +201,17 @@ class ConvKernel : public Kernel {
       jn = std::min(jn, cap);
     }
     const int64_t ng = N_ * group_;
-    if (ng * ceil_div(S_, jn) < threads && S_ >= 2 * 64) {
+    // Small maps with many output channels (7x7 x 2048): split M inside one GEMM rather than
+    // the few columns over items, which made each thread stream all of the weights.
+    const bool split_m = Mg_ >= S_ && ng < threads;
+    if (split_m) jn = S_;
+    if (!split_m && ng * ceil_div(S_, jn) < threads && S_ >= 2 * 64) {
       // Too few items for the threads: split the output positions further (>= 64 each).
       const int64_t want = ceil_div(threads, ng);
       jn = std::min(jn, std::max<int64_t>(64, ceil_div(ceil_div(S_, want), geo.nr) * geo.nr));
     }
-    if (threads > 1 && ng * ceil_div(S_, jn) >= threads && (ng * ceil_div(S_, jn)) % threads) {
+    if (!split_m && threads > 1 && ng * ceil_div(S_, jn) >= threads &&
+        (ng * ceil_div(S_, jn)) % threads) {
       // Round the item count up to a multiple of the threads (smaller chunks): 7 chunks of a
       // 56x56 map on 2 threads left one thread idle for a seventh of the conv.
       const int64_t per_image = ceil_div(ceil_div(ng * ceil_div(S_, jn), threads) * threads, ng);
@@ -305,26 +328,40 @@ class ConvKernel : public Kernel {
 
   // See the constructor (shifted_). Work items: (image, group, chunk of output rows).
   void run_shifted(const float* X, const float* bias, const float* Z, float* Y) const {
-    const int64_t OH = out_[0], OW = out_[1], plane = Hp_ * Wp_;
+    const int64_t OH = out_[0], OW = out_[1], Wp_ = Wq_;
+    const int64_t nph = static_cast<int64_t>(phases_.size()), phase_size = Hq_ * Wq_;
+    const int64_t plane = nph * phase_size;  // one input channel's phase planes
     const int64_t planes = N_ * C_;
-    // The last row's junk columns and the last taps read up to (kh-1)*dh*Wp + (kw-1)*dw past
-    // the output rows of the last plane: zeroed slack, plus a panel's width.
-    const size_t total = size_t(planes * plane + (k_[0] - 1) * dil_[0] * Wp_ +
-                                (k_[1] - 1) * dil_[1] + 64);
+    // The last rows' junk columns and the last taps read up to max_shift_ floats past the
+    // output rows of the last plane: zeroed slack, plus a panel's width.
+    const size_t total = size_t(planes * plane + max_shift_ + 64);
     float* pad = tl_pad.get(total);
     const int64_t pt = pad_[0], pl = pad_[1], IH = in_[0], IW = in_[1];
-    parallel_for(planes, 4, [&](int64_t b, int64_t e) {
+    const int64_t sh = stride_[0], sw = stride_[1];
+    parallel_for(planes * nph, 4, [&](int64_t b, int64_t e) {
       for (int64_t q = b; q < e; ++q) {
-        float* dst = pad + q * plane;
-        const float* src = X + q * S_in_;
-        std::memset(dst, 0, sizeof(float) * pt * Wp_);
-        for (int64_t h = 0; h < IH; ++h) {
-          float* d = dst + (pt + h) * Wp_;
-          std::memset(d, 0, sizeof(float) * pl);
-          std::memcpy(d + pl, src + h * IW, sizeof(float) * IW);
-          std::memset(d + pl + IW, 0, sizeof(float) * (Wp_ - pl - IW));
+        const int64_t ph = phases_[size_t(q % nph)], pa = ph / sw, pb = ph % sw;
+        float* dst = pad + q * phase_size;
+        const float* src = X + (q / nph) * S_in_;
+        // Phase column j holds input column j * sw + pb - pl: inside for j in [j0, j1).
+        const int64_t j0 = std::min(Wq_, ceil_div(std::max<int64_t>(0, pl - pb), sw));
+        const int64_t j1 = std::max(j0, std::min(Wq_, ceil_div(IW + pl - pb, sw)));
+        for (int64_t i = 0; i < Hq_; ++i) {
+          float* d = dst + i * Wq_;
+          const int64_t ih = i * sh + pa - pt;
+          if (ih < 0 || ih >= IH) {
+            std::memset(d, 0, sizeof(float) * Wq_);
+            continue;
+          }
+          const float* xr = src + ih * IW + pb - pl;  // xr[j * sw] = input column
+          std::memset(d, 0, sizeof(float) * j0);
+          if (sw == 1) {
+            std::memcpy(d + j0, xr + j0, sizeof(float) * (j1 - j0));
+          } else {
+            for (int64_t j = j0; j < j1; ++j) d[j] = xr[j * sw];
+          }
+          std::memset(d + j1, 0, sizeof(float) * (Wq_ - j1));
         }
-        std::memset(dst + (pt + IH) * Wp_, 0, sizeof(float) * (Hp_ - pt - IH) * Wp_);
       }
     });
     std::memset(pad + planes * plane, 0, sizeof(float) * (total - size_t(planes * plane)));
@@ -336,7 +373,9 @@ class ConvKernel : public Kernel {
     int64_t rows = std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, Mg_ * Wp_));
     rows = std::min(rows, OH);
     int64_t chunks = ceil_div(OH, rows);
-    if (threads > 1 && ng * chunks % threads) {
+    // As in run(): small maps with many output channels split M inside one GEMM instead.
+    const bool split_m = Mg_ >= OH * Wp_ && ng < threads && chunks == 1;
+    if (!split_m && threads > 1 && ng * chunks % threads) {
       const int64_t want = ceil_div(ceil_div(ng * chunks, threads) * threads, ng);
       if (want <= OH) {
         rows = ceil_div(OH, want);
@@ -432,8 +471,9 @@ class ConvKernel : public Kernel {
   Shape in_, out_, k_, stride_, dil_, pad_;
   int64_t S_in_ = 0, S_ = 0, ksize_ = 0, kdim_ = 0;
   bool has_bias_ = false, has_z_ = false, depthwise_ = false, pointwise_ = false;
-  bool shifted_ = false;  // stride-1 2-D conv read as shifted rows of a padded input
-  int64_t Hp_ = 0, Wp_ = 0;
+  bool shifted_ = false;  // 2-D conv read as shifted rows of a padded (phase-split) input
+  int64_t Hq_ = 0, Wq_ = 0, max_shift_ = 0;  // phase plane size; the largest tap offset
+  std::vector<int64_t> phases_;  // the phases (a * sw + b) some tap reads, in plane order
   std::vector<int64_t> row_off_;  // per im2col row (c, kh, kw): its offset in the padded input
   Epilogue epi_;
   conv::DepthwisePlaneFn depthwise_fn_ = nullptr;

@@ -57,6 +57,20 @@ def test_disable_all_leaves_the_graph_alone():
     assert ops_after(model, GraphOptimizationLevel.ORT_ENABLE_BASIC) == {"Relu": 1}
 
 
+def test_dropout_with_an_unread_mask_is_removed():
+    """Opset-9 exports (SqueezeNet) name Dropout's mask output though nothing reads it: the
+    Dropout is still an identity in inference. A mask that is read keeps the node."""
+    nodes = [helper.make_node("Dropout", ["x"], ["d", "mask"], ratio=0.5),
+             helper.make_node("Relu", ["d"], ["y"])]
+    model = make_model(nodes, [("x", F, [2, 3])], [("y", F, [2, 3])], opset=9)
+    assert ops_after(model, GraphOptimizationLevel.ORT_ENABLE_BASIC) == {"Relu": 1}
+    check_equal(model, {"x": randn(2, 3)})
+    nodes = [helper.make_node("Dropout", ["x"], ["d", "mask"], ratio=0.5),
+             helper.make_node("Cast", ["mask"], ["y"], to=F)]
+    model = make_model(nodes, [("x", F, [2, 3])], [("y", F, [2, 3])], opset=9)
+    assert ops_after(model, GraphOptimizationLevel.ORT_ENABLE_BASIC)["Dropout"] == 1
+
+
 def test_constant_folding_and_constant_nodes():
     nodes = [helper.make_node("Constant", [], ["c"], value=onnx.numpy_helper.from_array(
                  np.arange(4, dtype=np.float32))),

@@ -23,11 +23,12 @@ from runtime.optimizer.activation_patterns import (fuse_gelu, fuse_gelu_tanh, fu
 from runtime.optimizer.attention_fusion import fuse_attention
 from runtime.optimizer.cleanup import merge_reshape_chains, remove_noop_casts_and_reshapes
 from runtime.optimizer.constant_folding import fold_constants
-from runtime.optimizer.conv_bn_folding import fold_conv_batchnorm
+from runtime.optimizer.conv_bn_folding import fold_batchnorm_mul_add, fold_conv_batchnorm
 from runtime.optimizer.cse import eliminate_common_subexpressions
 from runtime.optimizer.dead_code import remove_dead_code
 from runtime.optimizer.identity import remove_identities
-from runtime.optimizer.kernel_fusion import (fold_transposes_into_matmul, fuse_conv, fuse_gemm,
+from runtime.optimizer.kernel_fusion import (fold_transposes_into_matmul, fuse_batchnorm_activation,
+                                             fuse_conv, fuse_gemm,
                                              fuse_reshape_gemm_reshape)
 from runtime.optimizer.pad_fusion import fuse_pad_into_conv
 from runtime.optimizer.shape_folding import collapse_shape_chains, fold_static_shapes
@@ -37,14 +38,15 @@ log = logging.getLogger("ferry")
 
 BASIC_PASSES = [remove_identities, fold_constants, fold_static_shapes, collapse_shape_chains,
                 remove_noop_casts_and_reshapes, merge_reshape_chains,
-                eliminate_common_subexpressions, fold_conv_batchnorm, fuse_pad_into_conv,
-                remove_dead_code]
+                eliminate_common_subexpressions, fold_conv_batchnorm, fold_batchnorm_mul_add,
+                fuse_pad_into_conv, remove_dead_code]
 
 # Order matters: patterns become single ops first, so the kernel fusions can absorb them.
 # Shape-chain collapse and no-op Reshape removal run again after the attention fusion: its
 # head-merge Reshape usually becomes a no-op.
 EXTENDED_PASSES = [fuse_silu, fuse_hard_swish, fuse_gelu, fuse_gelu_tanh, fuse_layer_norm,
-                   fuse_conv, fuse_gemm, fuse_reshape_gemm_reshape, fuse_attention,
+                   fuse_conv, fuse_batchnorm_activation, fuse_gemm, fuse_reshape_gemm_reshape,
+                   fuse_attention,
                    fold_transposes_into_matmul, collapse_shape_chains,
                    remove_noop_casts_and_reshapes, remove_dead_code]
 

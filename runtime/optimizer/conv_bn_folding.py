@@ -1,5 +1,7 @@
 """Conv + BatchNormalization, Conv + Mul and Conv + Add by per-channel constants: folded into
-the Conv's weights and bias (the result is a plain Conv, so any provider can run it).
+the Conv's weights and bias (the result is a plain Conv, so any provider can run it). Also
+BatchNormalization + Mul / Add by per-channel constants (DenseNet's pre-activation blocks
+after each Concat): folded into the BatchNormalization's scale and bias.
 
 BatchNormalization(conv(x)) = s * (conv(x) - mean) + beta with s = scale / sqrt(var + eps)
                             = conv'(x) with W' = W * s (per output channel), B' = (B - mean) * s + beta.
@@ -89,6 +91,60 @@ def fold_conv_batchnorm(graph: ir.Graph) -> bool:
                         domain=conv.domain)
         view.replace([conv, node], [fused])
         created.add(id(fused))
+        changed = True
+    view.commit()
+    return changed
+
+
+def _bn_params(view: GraphView, bn: ir.Node):
+    """(scale, bias, mean, var) of an inference BatchNormalization with constant [C] params."""
+    if not is_op(bn, "BatchNormalization") or len(bn.inputs) != 5 or \
+            int(bn.attrs.get("training_mode", 0)) or any(o for o in bn.outputs[1:]):
+        return None
+    consts = [view.const(i) for i in bn.inputs[1:]]
+    if any(c is None or c.ndim != 1 or c.dtype.kind != "f" for c in consts) or \
+            len({c.shape for c in consts}) != 1:
+        return None
+    return consts
+
+
+def fold_batchnorm_mul_add(graph: ir.Graph) -> bool:
+    """BN(x) * m + a with m, a constants varying only along the channels:
+    BN'(x) with scale' = scale * m, bias' = bias * m + a (mean, var and epsilon unchanged)."""
+    view = GraphView(graph)
+    changed = False
+    created: set[int] = set()  # chains (BN-Mul-Add) fold one step per run of the pass
+    for node in list(graph.nodes):
+        if not view.alive(node) or not is_op(node, "Mul", "Add") or len(node.inputs) != 2:
+            continue
+        bn = next((view.producer.get(i) for i in node.inputs
+                   if is_op(view.producer.get(i), "BatchNormalization")), None)
+        if bn is None or id(bn) in created or not view.alive(bn) or \
+                node.inputs.count(bn.outputs[0]) != 1 or view.only_reader(bn.outputs[0]) is not node:
+            continue
+        params = _bn_params(view, bn)
+        shape = view.shape(bn.outputs[0])
+        if params is None or shape is None or len(shape) < 2:
+            continue
+        scale, bias = params[0], params[1]
+        c = view.const(node.inputs[1] if node.inputs[0] == bn.outputs[0] else node.inputs[0])
+        vec = None if c is None or c.dtype != scale.dtype else \
+            _channel_vector(c, scale.shape[0], len(shape) - 2)
+        if vec is None:
+            continue
+        if node.op_type == "Mul":
+            new_scale = scale.astype(np.float64) * vec
+            new_bias = bias.astype(np.float64) * vec
+        else:
+            new_scale, new_bias = scale, bias.astype(np.float64) + vec
+        s_name = view.add_initializer(bn.inputs[1] + "_folded", new_scale.astype(scale.dtype))
+        b_name = view.add_initializer(bn.inputs[2] + "_folded", new_bias.astype(bias.dtype))
+        folded = ir.Node(op_type="BatchNormalization",
+                         inputs=[bn.inputs[0], s_name, b_name, bn.inputs[3], bn.inputs[4]],
+                         outputs=[node.outputs[0]], attrs=dict(bn.attrs), name=bn.name,
+                         domain=bn.domain)
+        view.replace([bn, node], [folded])
+        created.add(id(folded))
         changed = True
     view.commit()
     return changed

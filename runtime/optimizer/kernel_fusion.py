@@ -129,6 +129,29 @@ def fuse_conv(graph: ir.Graph) -> bool:
     return changed
 
 
+def fuse_batchnorm_activation(graph: ir.Graph) -> bool:
+    """Inference BatchNormalization (float32) + activation -> ferry::FusedBatchNormalization:
+    one pass over the tensor instead of two (DenseNet's BN-ReLU before every convolution)."""
+    view = GraphView(graph)
+    changed = False
+    for bn in list(graph.nodes):
+        if not is_op(bn, "BatchNormalization") or not view.alive(bn) or \
+                view.elem_type(bn.inputs[0]) != _F32 or len(bn.inputs) != 5 or \
+                int(bn.attrs.get("training_mode", 0)) or any(o for o in bn.outputs[1:]):
+            continue
+        act_node, act = _follow_activation(view, bn.outputs[0])
+        if act_node is None:
+            continue
+        attrs = {"epsilon": float(bn.attrs.get("epsilon", 1e-5))}
+        _set_activation(attrs, act)
+        fused = ir.Node("FusedBatchNormalization", list(bn.inputs), [act_node.outputs[0]],
+                        attrs, bn.name or view.new_name("FusedBatchNormalization"), FERRY)
+        view.replace([bn, act_node], [fused])
+        changed = True
+    view.commit()
+    return changed
+
+
 def _bias_vector(view: GraphView, add: ir.Node, out: str, n: int) -> str | None:
     other = [i for i in add.inputs if i != out]
     if len(other) != 1:

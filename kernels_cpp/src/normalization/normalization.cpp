@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ferry/gemm.h"
 #include "ferry/kernel.h"
 #include "ferry/threadpool.h"
 #include "table.h"
@@ -50,9 +51,9 @@ class ChannelNormKernel : public Kernel {
  public:
   // instance: statistics per (n, c) plane; else BatchNormalization with inputs mean, var.
   ChannelNormKernel(bool instance, int64_t n, int64_t c, int64_t s, double eps,
-                    std::vector<std::vector<float>> consts, const Table& t)
+                    std::vector<std::vector<float>> consts, const Table& t, Epilogue act)
       : instance_(instance), n_(n), c_(c), s_(s), eps_(eps), consts_(std::move(consts)),
-        t_(t) {}
+        t_(t), act_(act) {}
 
   void run(const void* const* in, void* const* out) const override {
     const float* x = static_cast<const float*>(in[0]);
@@ -80,6 +81,8 @@ class ChannelNormKernel : public Kernel {
         } else {
           t_.affine(xp, y + p * s_, s_, mean[k], a[k], bias[k]);
         }
+        // A fused activation (FusedBatchNormalization) on the plane just written (in cache).
+        apply_activation(y + p * s_, s_, act_.act, act_.act_alpha, act_.act_beta);
       }
     });
   }
@@ -90,6 +93,7 @@ class ChannelNormKernel : public Kernel {
   double eps_;
   std::vector<std::vector<float>> consts_;  // scale, bias[, mean, var] when constant
   const Table& t_;
+  Epilogue act_;  // activation only (bias unused)
 };
 
 template <bool Instance> std::unique_ptr<Kernel> make_channel_norm(const KernelArgs& a) {
@@ -106,8 +110,12 @@ template <bool Instance> std::unique_ptr<Kernel> make_channel_norm(const KernelA
   for (size_t i = 1; i < inputs; ++i) consts.push_back(constant_values(a, static_cast<int>(i)));
   if (!Instance) consts.resize(4);
   const int64_t n = xs[0], s = (n > 0 && c > 0) ? numel(xs) / (n * c) : 0;
+  Epilogue act;
+  act.act = activation_from_name(a.params.has("activation") ? a.params.get_str("activation") : "");
+  act.act_alpha = static_cast<float>(a.params.get_float("activation_alpha", 0.0));
+  act.act_beta = static_cast<float>(a.params.get_float("activation_beta", 0.0));
   return std::make_unique<ChannelNormKernel>(Instance, n, c, s, a.params.get_float("epsilon"),
-                                             std::move(consts), table_for(active_isa()));
+                                             std::move(consts), table_for(active_isa()), act);
 }
 
 // ---- LayerNormalization ---------------------------------------------------------------------

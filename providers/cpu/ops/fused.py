@@ -106,6 +106,27 @@ def fused_conv(x, w, b=None, z=None, *, auto_pad="NOTSET", dilations=None, group
 
 # ---- FusedGemm: act(Gemm(A, B, C)) ---------------------------------------------------------
 
+# ---- FusedBatchNormalization: act(BatchNormalization(X)) (inference) -----------------------
+
+def _fused_bn_native(inputs, attrs):
+    act = _act_params(attrs)
+    if act is None:
+        return None
+    call = norm_ops._bn_native(False)(inputs, dict(attrs, _num_outputs=1))
+    if call is None:
+        return None
+    call.params.update(act)
+    return call
+
+
+@register("FusedBatchNormalization", since=1, domain=FERRY_DOMAIN, native=_fused_bn_native)
+def fused_batch_norm(x, scale, b, mean, var, *, epsilon=1e-5, activation="",
+                     activation_params=None):
+    """act(BatchNormalization(x)) in inference: the optimizer's BN + activation fusion."""
+    y = norm_ops._bn_inference(x, scale, b, mean, var, epsilon)
+    return apply_activation(y, activation, activation_params)
+
+
 def _fused_gemm_native(inputs, attrs):
     act = _act_params(attrs)
     if act is None:

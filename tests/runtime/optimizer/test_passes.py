@@ -162,6 +162,52 @@ def test_conv_batchnorm_mul_add_fold_into_the_conv():
     check_equal(model, {"x": randn(1, 4, 6, 6)}, rtol=1e-4, atol=1e-5)
 
 
+def _preact_model(act_nodes, mul_shape=(8, 1, 1)):
+    """DenseNet's pre-activation block: Concat -> BatchNormalization -> Mul -> Add -> act."""
+    inits = [("scale", randn(8)), ("bias", randn(8)), ("mean", randn(8)),
+             ("var", np.abs(randn(8)) + 0.5), ("m", randn(*mul_shape)), ("a", randn(8, 1, 1))]
+    nodes = [helper.make_node("Concat", ["x1", "x2"], ["c"], axis=1),
+             helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["n"],
+                              epsilon=1e-3),
+             helper.make_node("Mul", ["m", "n"], ["nm"]),
+             helper.make_node("Add", ["nm", "a"], ["y" if not act_nodes else "t"])] + act_nodes
+    return make_model(nodes, [("x1", F, [1, 3, 5, 5]), ("x2", F, [1, 5, 5, 5])],
+                      [("y", F, [1, 8, 5, 5])], inits)
+
+
+@pytest.mark.parametrize("act", [None, "Relu", "Clip", "LeakyRelu"])
+def test_batchnorm_mul_add_fold_into_the_batchnorm_and_its_activation_fuses(act):
+    act_nodes = [] if act is None else [
+        helper.make_node(act, ["t"], ["y"], **({"min": -0.5, "max": 0.7} if act == "Clip" else {}))]
+    model = _preact_model(act_nodes)
+    if act == "Clip":
+        model.opset_import[0].version = 10
+    basic = ops_after(model, GraphOptimizationLevel.ORT_ENABLE_BASIC)
+    assert basic["BatchNormalization"] == 1 and "Mul" not in basic and "Add" not in basic
+    after = ops_after(model)
+    if act is None:
+        assert after == {"Concat": 1, "BatchNormalization": 1}
+    else:
+        assert after == {"Concat": 1, "ferry::FusedBatchNormalization": 1}
+        sess = session(model)
+        sess.run(None, {"x1": randn(1, 3, 5, 5), "x2": randn(1, 5, 5, 5)})
+        kernels = [k for p in sess.explain()["partitions"] for plan in p["details"]["plans"]
+                   for k in plan["kernels"]]
+        assert "BatchNormalization" in kernels  # the C++ kernel with the activation fused
+    check_equal(model, {"x1": randn(1, 3, 5, 5), "x2": randn(1, 5, 5, 5)}, rtol=1e-5, atol=1e-5)
+
+
+def test_batchnorm_fold_skips_values_others_read_and_non_channel_constants():
+    model = _preact_model([], mul_shape=(1, 5, 5))  # varies along H, W: not per channel
+    assert ops_after(model, GraphOptimizationLevel.ORT_ENABLE_BASIC)["Mul"] == 1
+    check_equal(model, {"x1": randn(1, 3, 5, 5), "x2": randn(1, 5, 5, 5)})
+    model = _preact_model([])
+    model.graph.output.append(helper.make_tensor_value_info("n", F, [1, 8, 5, 5]))
+    after = ops_after(model, GraphOptimizationLevel.ORT_ENABLE_BASIC)
+    assert after["Mul"] == 1  # the BN output is read by the graph too
+    check_equal(model, {"x1": randn(1, 3, 5, 5), "x2": randn(1, 5, 5, 5)})
+
+
 @pytest.mark.parametrize("act", ["Relu", "Sigmoid", "LeakyRelu", "Clip", "HardSigmoid", "Tanh"])
 def test_conv_residual_activation_fuse(act):
     attrs = {"alpha": 0.1} if act == "LeakyRelu" else {}

@@ -375,15 +375,17 @@ void apply_activation(float* x, int64_t n, Activation act, float a, float b) {
   ew::UnaryArgs args;
   switch (act) {
     case Activation::none: return;
-    case Activation::relu:
-      for (int64_t i = 0; i < n; ++i) x[i] = x[i] < 0.f ? 0.f : x[i];
-      return;
+    // relu, clip and leaky_relu too: this file is built for the baseline ISA, where the
+    // scalar loops (NaN-preserving selects) did not vectorize: a depthwise conv with ReLU6
+    // spent as long clipping as convolving.
+    case Activation::relu: return table(ew::kRelu)(x, x, n, args);
     case Activation::clip:
-      for (int64_t i = 0; i < n; ++i) x[i] = x[i] < a ? a : (x[i] > b ? b : x[i]);
-      return;
+      args.alpha = a;
+      args.beta = b;
+      return table(ew::kClip)(x, x, n, args);
     case Activation::leaky_relu:
-      for (int64_t i = 0; i < n; ++i) x[i] = x[i] < 0.f ? a * x[i] : x[i];
-      return;
+      args.alpha = a;
+      return table(ew::kLeakyRelu)(x, x, n, args);
     case Activation::hard_sigmoid:
       for (int64_t i = 0; i < n; ++i) x[i] = std::max(0.f, std::min(1.f, a * x[i] + b));
       return;

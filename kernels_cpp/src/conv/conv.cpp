@@ -328,98 +328,101 @@ class ConvKernel : public Kernel {
 
   // See the constructor (shifted_). Work items: (image, group, chunk of output rows).
   void run_shifted(const float* X, const float* bias, const float* Z, float* Y) const {
-    const int64_t OH = out_[0], OW = out_[1], Wp_ = Wq_;
+    const int64_t OH = out_[0], OW = out_[1];
     const int64_t nph = static_cast<int64_t>(phases_.size()), phase_size = Hq_ * Wq_;
     const int64_t plane = nph * phase_size;  // one input channel's phase planes
-    const int64_t planes = N_ * C_;
+    const int64_t planes = C_;  // one image at a time: the padded copy stays image-sized
     // The last rows' junk columns and the last taps read up to max_shift_ floats past the
     // output rows of the last plane: zeroed slack, plus a panel's width.
     const size_t total = size_t(planes * plane + max_shift_ + 64);
     float* pad = tl_pad.get(total);
     const int64_t pt = pad_[0], pl = pad_[1], IH = in_[0], IW = in_[1];
     const int64_t sh = stride_[0], sw = stride_[1];
-    parallel_for(planes * nph, 4, [&](int64_t b, int64_t e) {
-      for (int64_t q = b; q < e; ++q) {
-        const int64_t ph = phases_[size_t(q % nph)], pa = ph / sw, pb = ph % sw;
-        float* dst = pad + q * phase_size;
-        const float* src = X + (q / nph) * S_in_;
-        // Phase column j holds input column j * sw + pb - pl: inside for j in [j0, j1).
-        const int64_t j0 = std::min(Wq_, ceil_div(std::max<int64_t>(0, pl - pb), sw));
-        const int64_t j1 = std::max(j0, std::min(Wq_, ceil_div(IW + pl - pb, sw)));
-        for (int64_t i = 0; i < Hq_; ++i) {
-          float* d = dst + i * Wq_;
-          const int64_t ih = i * sh + pa - pt;
-          if (ih < 0 || ih >= IH) {
-            std::memset(d, 0, sizeof(float) * Wq_);
-            continue;
-          }
-          const float* xr = src + ih * IW + pb - pl;  // xr[j * sw] = input column
-          std::memset(d, 0, sizeof(float) * j0);
-          if (sw == 1) {
-            std::memcpy(d + j0, xr + j0, sizeof(float) * (j1 - j0));
-          } else {
-            for (int64_t j = j0; j < j1; ++j) d[j] = xr[j * sw];
-          }
-          std::memset(d + j1, 0, sizeof(float) * (Wq_ - j1));
-        }
-      }
-    });
     std::memset(pad + planes * plane, 0, sizeof(float) * (total - size_t(planes * plane)));
+    for (int64_t n = 0; n < N_; ++n) {
+      const float* Xn = X + n * C_ * S_in_;
+      parallel_for(planes * nph, 4, [&](int64_t b, int64_t e) {
+        for (int64_t q = b; q < e; ++q) {
+          const int64_t ph = phases_[size_t(q % nph)], pa = ph / sw, pb = ph % sw;
+          float* dst = pad + q * phase_size;
+          const float* src = Xn + (q / nph) * S_in_;
+          // Phase column j holds input column j * sw + pb - pl: inside for j in [j0, j1).
+          const int64_t j0 = std::min(Wq_, ceil_div(std::max<int64_t>(0, pl - pb), sw));
+          const int64_t j1 = std::max(j0, std::min(Wq_, ceil_div(IW + pl - pb, sw)));
+          for (int64_t i = 0; i < Hq_; ++i) {
+            float* d = dst + i * Wq_;
+            const int64_t ih = i * sh + pa - pt;
+            if (ih < 0 || ih >= IH) {
+              std::memset(d, 0, sizeof(float) * Wq_);
+              continue;
+            }
+            const float* xr = src + ih * IW + pb - pl;  // xr[j * sw] = input column
+            std::memset(d, 0, sizeof(float) * j0);
+            if (sw == 1) {
+              std::memcpy(d + j0, xr + j0, sizeof(float) * (j1 - j0));
+            } else {
+              for (int64_t j = j0; j < j1; ++j) d[j] = xr[j * sw];
+            }
+            std::memset(d + j1, 0, sizeof(float) * (Wq_ - j1));
+          }
+        }
+      });
 
-    const int threads = num_threads();
-    const int64_t ng = N_ * group_;
-    // Rows per chunk: the chunk's GEMM output (Mg x rows*Wp, a scratch block) within ~1 MB,
-    // then enough chunks for the threads, rounded to a multiple of them.
-    int64_t rows = std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, Mg_ * Wp_));
-    rows = std::min(rows, OH);
-    int64_t chunks = ceil_div(OH, rows);
-    // As in run(): small maps with many output channels split M inside one GEMM instead.
-    const bool split_m = Mg_ >= OH * Wp_ && ng < threads && chunks == 1;
-    if (!split_m && threads > 1 && ng * chunks % threads) {
-      const int64_t want = ceil_div(ceil_div(ng * chunks, threads) * threads, ng);
-      if (want <= OH) {
-        rows = ceil_div(OH, want);
-        chunks = ceil_div(OH, rows);
-      }
-    }
-    const int64_t items = ng * chunks;
-    auto item = [&](int64_t it) {
-      const int64_t n = it / (group_ * chunks), g = (it / chunks) % group_;
-      const int64_t oh0 = (it % chunks) * rows, nr = std::min(rows, OH - oh0);
-      const int64_t cols = nr * Wp_;
-      const float* base = pad + (n * C_ + g * Cg_) * plane + oh0 * Wp_;
-      thread_local std::vector<const float*> row_ptrs;
-      row_ptrs.resize(size_t(kdim_));
-      for (int64_t k = 0; k < kdim_; ++k) row_ptrs[size_t(k)] = base + row_off_[size_t(k)];
-      float* tmp = tl_col.get(size_t(Mg_ * cols));
-      Epilogue epi = epi_;
-      if (bias) {
-        epi.bias_kind = Epilogue::Bias::per_row;
-        epi.bias = bias + g * Mg_;
-      }
-      if (Z) epi.act = Activation::none;  // the residual enters before the activation
-      sgemm_rows(*packed_w_[g], Mg_, cols, kdim_, row_ptrs.data(), 0.f, tmp, cols, epi);
-      // Drop the junk columns: output row oh is tmp[.., (oh - oh0) * Wp, + OW).
-      for (int64_t m = 0; m < Mg_; ++m) {
-        const int64_t ch = n * M_ + g * Mg_ + m;
-        float* y = Y + ch * S_ + oh0 * OW;
-        const float* t = tmp + m * cols;
-        for (int64_t r = 0; r < nr; ++r)
-          std::memcpy(y + r * OW, t + r * Wp_, sizeof(float) * OW);
-        if (Z) {
-          const float* z = Z + ch * S_ + oh0 * OW;
-          for (int64_t i = 0; i < nr * OW; ++i) y[i] += z[i];
-          apply_activation(y, nr * OW, epi_.act, epi_.act_alpha, epi_.act_beta);
+      const int threads = num_threads();
+      const int64_t ng = group_;  // items of this image
+      // Rows per chunk: the chunk's GEMM output (Mg x rows*Wq, a scratch block) within ~1 MB,
+      // then enough chunks for the threads, rounded to a multiple of them.
+      int64_t rows = std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, Mg_ * Wq_));
+      rows = std::min(rows, OH);
+      int64_t chunks = ceil_div(OH, rows);
+      // As in run(): small maps with many output channels split M inside one GEMM instead.
+      const bool split_m = Mg_ >= OH * Wq_ && ng < threads && chunks == 1;
+      if (!split_m && threads > 1 && ng * chunks % threads) {
+        const int64_t want = ceil_div(ceil_div(ng * chunks, threads) * threads, ng);
+        if (want <= OH) {
+          rows = ceil_div(OH, want);
+          chunks = ceil_div(OH, rows);
         }
       }
-    };
-    if (items >= threads && threads > 1) {
-      parallel_for(items, 1, [&](int64_t b, int64_t e) {
-        for (int64_t it = b; it < e; ++it) item(it);
-      });
-    } else {
-      for (int64_t it = 0; it < items; ++it) item(it);  // each GEMM uses the threads
-    }
+      const int64_t items = ng * chunks;
+      auto item = [&](int64_t it) {
+        const int64_t g = it / chunks;
+        const int64_t oh0 = (it % chunks) * rows, nr = std::min(rows, OH - oh0);
+        const int64_t cols = nr * Wq_;
+        const float* base = pad + g * Cg_ * plane + oh0 * Wq_;
+        thread_local std::vector<const float*> row_ptrs;
+        row_ptrs.resize(size_t(kdim_));
+        for (int64_t k = 0; k < kdim_; ++k) row_ptrs[size_t(k)] = base + row_off_[size_t(k)];
+        float* tmp = tl_col.get(size_t(Mg_ * cols));
+        Epilogue epi = epi_;
+        if (bias) {
+          epi.bias_kind = Epilogue::Bias::per_row;
+          epi.bias = bias + g * Mg_;
+        }
+        if (Z) epi.act = Activation::none;  // the residual enters before the activation
+        sgemm_rows(*packed_w_[g], Mg_, cols, kdim_, row_ptrs.data(), 0.f, tmp, cols, epi);
+        // Drop the junk columns: output row oh is tmp[.., (oh - oh0) * Wq, + OW).
+        for (int64_t m = 0; m < Mg_; ++m) {
+          const int64_t ch = n * M_ + g * Mg_ + m;
+          float* y = Y + ch * S_ + oh0 * OW;
+          const float* t = tmp + m * cols;
+          for (int64_t r = 0; r < nr; ++r)
+            std::memcpy(y + r * OW, t + r * Wq_, sizeof(float) * OW);
+          if (Z) {
+            const float* z = Z + ch * S_ + oh0 * OW;
+            for (int64_t i = 0; i < nr * OW; ++i) y[i] += z[i];
+            apply_activation(y, nr * OW, epi_.act, epi_.act_alpha, epi_.act_beta);
+          }
+        }
+      };
+      if (items >= threads && threads > 1) {
+        parallel_for(items, 1, [&](int64_t b, int64_t e) {
+          for (int64_t it = b; it < e; ++it) item(it);
+        });
+      } else {
+        for (int64_t it = 0; it < items; ++it) item(it);  // each GEMM uses the threads
+      }
+    }  // images
   }
 
   void run_depthwise(const float* X, const float* W, const float* bias, const float* Z,

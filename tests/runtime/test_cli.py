@@ -20,6 +20,16 @@ def test_run_builtin_prints_outputs_and_timing(capsys):
     assert "output" in out and "median" in out and "CPUExecutionProvider" in out
 
 
+def test_run_profile_nodes_prints_the_slowest_plan_steps(capsys):
+    assert cli.main(["run", "--builtin", "light_squeezenet", "--repeat", "2",
+                     "--profile-nodes", "3"]) == 0
+    out = capsys.readouterr().out
+    lines = out.split("per node, mean of 2 runs, slowest first:")[1].strip().splitlines()
+    assert len(lines) == 3 and all(" us " in ln for ln in lines)
+    times = [float(ln.split()[0]) for ln in lines]
+    assert times == sorted(times, reverse=True)
+
+
 def test_run_with_input_file_and_dims(tmp_path, chain_model, capsys):
     path = tmp_path / "m.onnx"
     onnx.save(chain_model, path)

@@ -239,21 +239,23 @@ template <bool Max> void pool_plane_sep(const float* x, float* y, const float* c
     const int64_t m = (g.OH - 1) * Wp + g.OW;
     const int64_t step = g.DH * Wp;
     int64_t j = 0;
+    const bool flat_div = !Max && g.den;  // divide whole vectors by the padded divisors
     for (; j + w <= m; j += w) {
       Vec a = L<Vec>(hz + j);
       for (int64_t kh = 1; kh < g.KH; ++kh) a = pool_op<Max>(a, L<Vec>(hz + j + kh * step));
+      if (flat_div) a = a / L<Vec>(g.den + j);
       store(pad + j, a);
     }
     for (; j < m; ++j) {
       float a = hz[j];
       for (int64_t kh = 1; kh < g.KH; ++kh)
         a = Max ? vmax(a, hz[j + kh * step]) : a + hz[j + kh * step];
-      pad[j] = a;
+      pad[j] = flat_div ? a / g.den[j] : a;
     }
     for (int64_t oh = 0; oh < g.OH; ++oh) {
       const float* src = pad + oh * Wp;
       float* yr = y + oh * g.OW;
-      if (Max) {
+      if (Max || flat_div) {
         std::memcpy(yr, src, sizeof(float) * g.OW);
         continue;
       }

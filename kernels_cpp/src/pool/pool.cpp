@@ -3,6 +3,7 @@
 // (providers/cpu/ops/pool.py); planes run in parallel on the pool.
 #include <algorithm>
 #include <string>
+#include <limits>
 #include <vector>
 
 #include "ferry/kernel.h"
@@ -113,7 +114,20 @@ class AvgPoolKernel : public Kernel {
  public:
   AvgPoolKernel(const Geometry& g, const Planes& p, std::vector<float> ch,
                 std::vector<float> cw, AvgPlaneFn fn)
-      : g_(g), p_(p), ch_(std::move(ch)), cw_(std::move(cw)), fn_(fn) {}
+      : g_(g), p_(p), ch_(std::move(ch)), cw_(std::move(cw)), fn_(fn) {
+    if (g_.SH == 1 && g_.SW == 1 && g_.OH > 0 && g_.OW > 0) {
+      const int64_t wp = (g_.OW - 1) + (g_.KW - 1) * g_.DW + 1;
+      if (g_.OH * wp <= (int64_t(1) << 20)) {
+        den_.assign(size_t(g_.OH * wp), 1.0f);
+        for (int64_t oh = 0; oh < g_.OH; ++oh)
+          for (int64_t ow = 0; ow < g_.OW; ++ow) {
+            const float c = ch_[size_t(oh)] * cw_[size_t(ow)];
+            den_[size_t(oh * wp + ow)] = c > 0.0f ? c : std::numeric_limits<float>::infinity();
+          }
+        g_.den = den_.data();
+      }
+    }
+  }
   void run(const void* const* in, void* const* out) const override {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[0]);
@@ -127,6 +141,7 @@ class AvgPoolKernel : public Kernel {
   Geometry g_;
   Planes p_;
   std::vector<float> ch_, cw_;
+  std::vector<float> den_;  // g_.den
   AvgPlaneFn fn_;
 };
 

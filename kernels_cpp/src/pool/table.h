@@ -13,6 +13,10 @@ struct Geometry {
   int64_t H, W, OH, OW;
   int64_t KH, KW, SH, SW, DH, DW;
   int64_t PT, PL;  // begin padding (the end padding only shapes the counts and OH/OW)
+  // AveragePool with strides 1: the divisor of every output laid out at the padded row width
+  // Wp = (OW - 1) + (KW - 1) * DW + 1 (+inf where no tap counts, 1 in the junk columns), so
+  // the separable form divides whole vectors. Null: divide by count_h * count_w.
+  const float* den = nullptr;
 };
 
 // MaxPool of one plane. With `ind`, also the flat input index of each maximum (the first in

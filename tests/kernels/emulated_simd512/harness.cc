@@ -111,6 +111,18 @@ void check_pool(std::mt19937& rng, const ferry::pool::Table& a) {
     }
     s.avg_plane(x.data(), ys.data(), ch.data(), cw.data(), g);
     a.avg_plane(x.data(), ya.data(), ch.data(), cw.data(), g);
+    for (int i = 0; i < no; ++i) expect("avg_plane", no, i, ya[i], ys[i], 1e-5f, 2e-6f);
+    // Stride 1: the divisors laid out at the padded width (pool.cpp's AvgPoolKernel).
+    std::vector<float> den;
+    if (g.SH == 1 && g.SW == 1) {
+      const int64_t wp = (g.OW - 1) + (g.KW - 1) * g.DW + 1;
+      den.assign(size_t(g.OH * wp), 1.0f);
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) den[size_t(oh * wp + ow)] = ch[oh] * cw[ow];
+      Geometry gd = g;
+      gd.den = den.data();
+      a.avg_plane(x.data(), ya.data(), ch.data(), cw.data(), gd);
+    }
     // Small planes sum rows first, then columns (the separable form): another order than
     // the scalar loop's, so a 49-tap sum with cancellation differs by a few ulps of its terms.
     for (int i = 0; i < no; ++i) expect("avg_plane", no, i, ya[i], ys[i], 1e-5f, 2e-6f);

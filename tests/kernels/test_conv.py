@@ -43,6 +43,7 @@ SCRIPT = textwrap.dedent("""
         (2, 8, 14, 14, 12, 1, 1, 2, 0, 1),   # 1x1 stride 2: one phase
         (1, 6, 13, 11, 9, 1, (3, 2), 2, (1, 0, 0, 1), 1),  # stride 2, asymmetric pads
         (1, 6, 9, 9, 12, 2, 3, 2, 1, 1),     # grouped, stride 2
+        (1, 8, 7, 7, 16, 1, 7, 1, 0, 1),     # kernel as wide as the input: im2col, not shifted
         (1, 32, 20, 23, 32, 32, 3, 1, 1, 1), # depthwise, flat padded plane (rows of 23)
         (1, 5, 12, 12, 5, 5, 5, 1, 2, 1),    # depthwise 5x5 unrolled
         (1, 4, 30, 70, 4, 4, 3, 2, 1, 1),    # depthwise stride 2, 35 wide: 4 vectors + tail

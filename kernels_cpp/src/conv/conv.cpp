@@ -165,6 +165,13 @@ class ConvKernel : public Kernel {
                                (i * dil_[0]) / sh * Wq_ + (j * dil_[1]) / sw);
           }
       max_shift_ = ((k_[0] - 1) * dil_[0] / sh + 1) * Wq_ + (k_[1] - 1) * dil_[1] / sw;
+      // The junk columns are computed too: fine for 3x3 on 7x7 maps (9 / 7), not for a kernel
+      // as wide as its input (VGG's fc6 as a 7x7 conv on 7x7: OW 1, Wq 7), which takes im2col.
+      if (Wq_ > out_[1] + std::max<int64_t>(2, out_[1] / 2)) {
+        shifted_ = false;
+        phases_.clear();
+        row_off_.clear();
+      }
     }
     if (auto it = a.constants.find(1); it != a.constants.end()) {
       const float* w = static_cast<const float*>(it->second.data);

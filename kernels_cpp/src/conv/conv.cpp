@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "depthwise.h"
@@ -440,6 +441,11 @@ class ConvKernel : public Kernel {
     // copy (all taps in registers). Smaller planes: eight channels interleaved per block (full
     // vectors whatever the row length); the rest plane by plane along each output row.
     const bool padded = (g.sw == 1 || g.sw == 2) && g.ow >= padded_min_ow_;
+    // ReLU / Clip: clamped by the padded kernel as it writes each row.
+    const bool clamp = epi_.act == Activation::relu || epi_.act == Activation::clip;
+    const float lohi[2] = {epi_.act == Activation::clip ? epi_.act_alpha : 0.f,
+                           epi_.act == Activation::clip ? epi_.act_beta
+                                                        : std::numeric_limits<float>::infinity()};
     const int64_t blocks = !padded && out_[1] < 16 ? C_ / 8 : 0;
     const int64_t tail = C_ - blocks * 8;
     const int64_t items = N_ * (blocks + tail);
@@ -464,7 +470,8 @@ class ConvKernel : public Kernel {
           if (padded) {
             float* tmp = tl_col.get(size_t(conv::depthwise_padded_scratch_floats(g)));
             depthwise_padded_fn_(g, X + pl * S_in_, W + c * ksize_, bias ? bias[c] : 0.f,
-                                 Z ? Z + pl * S_ : nullptr, y, tmp);
+                                 Z ? Z + pl * S_ : nullptr, y, tmp, clamp ? lohi : nullptr);
+            if (clamp) continue;  // applied in the kernel
           } else {
             float* tmp = tl_col.get(size_t(std::max<int64_t>(g.ow, 1)));
             depthwise_fn_(g, X + pl * S_in_, W + c * ksize_, bias ? bias[c] : 0.f,

@@ -21,8 +21,10 @@ using DepthwiseBlock8Fn = void (*)(const DepthwiseGeometry& g, const float* x, i
                                    int64_t s_out, float* tmp);
 
 // One plane through a zero-padded copy in tmp (depthwise_padded_scratch floats); strides 1
-// and 2. See depthwise_padded_impl.
-using DepthwisePaddedFn = DepthwisePlaneFn;
+// and 2; clamp_lo_hi: null or the [lo, hi] of a fused ReLU / Clip. See depthwise_padded_impl.
+using DepthwisePaddedFn = void (*)(const DepthwiseGeometry& g, const float* x, const float* w,
+                                   float bias, const float* z, float* y, float* tmp,
+                                   const float* clamp_lo_hi);
 // (the padded plane, slack, and for stride 1 the flat output rows at the padded width).
 inline int64_t depthwise_padded_scratch_floats(const DepthwiseGeometry& g) {
   const int64_t hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
@@ -30,11 +32,11 @@ inline int64_t depthwise_padded_scratch_floats(const DepthwiseGeometry& g) {
   return 2 * hp * wp + 128;
 }
 void depthwise_padded_scalar(const DepthwiseGeometry&, const float*, const float*, float,
-                             const float*, float*, float*);
+                             const float*, float*, float*, const float*);
 void depthwise_padded_avx2(const DepthwiseGeometry&, const float*, const float*, float,
-                           const float*, float*, float*);
+                           const float*, float*, float*, const float*);
 void depthwise_padded_avx512(const DepthwiseGeometry&, const float*, const float*, float,
-                             const float*, float*, float*);
+                             const float*, float*, float*, const float*);
 
 void depthwise_plane_scalar(const DepthwiseGeometry&, const float*, const float*, float,
                             const float*, float*, float*);

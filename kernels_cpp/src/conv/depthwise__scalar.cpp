@@ -10,8 +10,8 @@ void depthwise_plane_scalar(const DepthwiseGeometry& g, const float* x, const fl
 }
 
 void depthwise_padded_scalar(const DepthwiseGeometry& g, const float* x, const float* w, float b,
-                             const float* z, float* y, float* tmp) {
-  depthwise_padded_impl(g, x, w, b, z, y, tmp);
+                             const float* z, float* y, float* tmp, const float* clamp_lo_hi) {
+  depthwise_padded_impl(g, x, w, b, z, y, tmp, clamp_lo_hi);
 }
 
 void depthwise_block8_scalar(const DepthwiseGeometry& g, const float* x, int64_t s_in,

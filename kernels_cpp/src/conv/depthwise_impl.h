@@ -171,12 +171,13 @@ inline void dw_run(int kfix, const float* prow, int64_t WP, const float* w, int6
     dw_block<S, NB, 0>(prow, WP, w, KH, KW, dh, dw, b0, zr, yr, ow);
 }
 
+// clamp_lo_hi: null, or [lo, hi] applied to the outputs (a fused ReLU / Clip; NaN kept).
 // One plane through a zero-padded copy (tmp, depthwise_padded_scratch_floats): no bounds
 // checks in the tap loops, each output vector's taps summed in registers (four vectors in
 // flight along the row), the row's tail by one vector shifted back to end at OW. Strides 1
 // and 2 (deinterleaving loads); needs OW >= the vector width.
 void depthwise_padded_impl(const DepthwiseGeometry& g, const float* x, const float* w, float b0,
-                           const float* z, float* y, float* tmp) {
+                           const float* z, float* y, float* tmp, const float* clamp_lo_hi) {
   using namespace ::ferry::simd;
   constexpr int vw = W<Vec>();
   const int64_t IH = g.ih, IW = g.iw, OH = g.oh, OW = g.ow;
@@ -209,16 +210,22 @@ void depthwise_padded_impl(const DepthwiseGeometry& g, const float* x, const flo
       dw_run<1, 4>(kfix, tmp, WP, w, g.kh, g.kw, g.dh, g.dw, b0, nullptr, flat, j);
     for (; j < n; j += vw)  // the flat buffer has a vector of slack
       dw_run<1, 1>(kfix, tmp, WP, w, g.kh, g.kw, g.dh, g.dw, b0, nullptr, flat, j);
+    const Vec lo = C<Vec>(clamp_lo_hi ? clamp_lo_hi[0] : 0.f);
+    const Vec hi = C<Vec>(clamp_lo_hi ? clamp_lo_hi[1] : 0.f);
     for (int64_t oh = 0; oh < OH; ++oh) {
       const float* src = flat + oh * WP;
       float* yr = y + oh * OW;
-      if (z) {
-        const float* zr = z + oh * OW;
-        int64_t i = 0;
-        for (; i + vw <= OW; i += vw) store(yr + i, L<Vec>(src + i) + L<Vec>(zr + i));
-        for (; i < OW; ++i) yr[i] = src[i] + zr[i];
-      } else {
-        for (int64_t i = 0; i < OW; ++i) yr[i] = src[i];
+      const float* zr = z ? z + oh * OW : nullptr;
+      int64_t i = 0;
+      for (; i + vw <= OW; i += vw) {
+        Vec v = L<Vec>(src + i);
+        if (zr) v = v + L<Vec>(zr + i);
+        if (clamp_lo_hi) v = clamp(v, lo, hi);
+        store(yr + i, v);
+      }
+      for (; i < OW; ++i) {
+        float v = src[i] + (zr ? zr[i] : 0.f);
+        yr[i] = clamp_lo_hi ? clamp(v, clamp_lo_hi[0], clamp_lo_hi[1]) : v;
       }
     }
     return;
@@ -248,6 +255,12 @@ void depthwise_padded_impl(const DepthwiseGeometry& g, const float* x, const flo
       } else {
         dw_run<2, 1>(kfix, prow, WP, w, g.kh, g.kw, g.dh, g.dw, b0, zr, yr, OW - vw);
       }
+    }
+    if (clamp_lo_hi) {  // the row just written, still in L1
+      const Vec lo = C<Vec>(clamp_lo_hi[0]), hi = C<Vec>(clamp_lo_hi[1]);
+      int64_t i = 0;
+      for (; i + vw <= OW; i += vw) store(yr + i, clamp(L<Vec>(yr + i), lo, hi));
+      for (; i < OW; ++i) yr[i] = clamp(yr[i], clamp_lo_hi[0], clamp_lo_hi[1]);
     }
   }
 }

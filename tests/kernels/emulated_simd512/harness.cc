@@ -200,7 +200,7 @@ void check_normalization(std::mt19937& rng, const ferry::normalization::Table& a
 // The padded-plane and 8-channel depthwise loops against the scalar plane loop (strides 1
 // and 2, unrolled 3x3 / 5x5 and generic kernels, rows shorter and longer than a vector, z).
 using DwPadded = void (*)(const ferry::conv::DepthwiseGeometry&, const float*, const float*,
-                          float, const float*, float*, float*);
+                          float, const float*, float*, float*, const float*);
 using DwBlock8 = void (*)(const ferry::conv::DepthwiseGeometry&, const float*, int64_t,
                           const float*, const float*, const float*, float*, int64_t, float*);
 void check_depthwise(std::mt19937& rng, DwPadded padded, DwBlock8 block8) {
@@ -227,10 +227,18 @@ void check_depthwise(std::mt19937& rng, DwPadded padded, DwBlock8 block8) {
                                             b8[l], zl, ys.data() + l * no, row.data());
         if (ow >= 16 || c.s == 1)
           padded(g, x.data() + l * c.h * c.w, wt.data() + l * c.k * c.k, b8[l], zl,
-                 ya.data() + l * no, tmp.data());
+                 ya.data() + l * no, tmp.data(), nullptr);
       }
-      if (ow >= 16 || c.s == 1)
+      if (ow >= 16 || c.s == 1) {
         for (int i = 0; i < 8 * no; ++i) expect("depthwise_padded", no, i, ya[i], ys[i], 1e-5f, 1e-5f);
+        const float lohi[2] = {-0.5f, 0.7f};  // a fused Clip
+        for (int l = 0; l < 8; ++l)
+          padded(g, x.data() + l * c.h * c.w, wt.data() + l * c.k * c.k, b8[l],
+                 with_z ? z.data() + l * no : nullptr, ya.data() + l * no, tmp.data(), lohi);
+        for (int i = 0; i < 8 * no; ++i)
+          expect("depthwise_padded_clip", no, i, ya[i], std::fmin(0.7f, std::fmax(-0.5f, ys[i])),
+                 1e-5f, 1e-5f);
+      }
       const int64_t hp = (oh - 1) * c.s + span, wp = (ow - 1) * c.s + span;
       std::vector<float> t8((hp * wp + no + c.k * c.k) * 8);
       block8(g, x.data(), c.h * c.w, wt.data(), b8.data(), with_z ? z.data() : nullptr, ya.data(),

@@ -23,7 +23,10 @@ SCRIPT = textwrap.dedent("""
         (1, 8, 9, 7, 8, 8, 3, 1, 1, 1),      # depthwise
         (2, 16, 15, 13, 16, 16, 3, 2, 1, 1), # depthwise, stride 2
         (1, 5, 6, 6, 5, 5, 5, 1, 2, 2),      # depthwise, 5x5 dilated
-        (1, 24, 7, 7, 24, 24, 3, 1, 1, 1),   # depthwise, small plane
+        (1, 24, 7, 7, 24, 24, 3, 1, 1, 1),   # depthwise, small plane (fixed-size 7x7 kernel)
+        (1, 12, 14, 14, 12, 12, 3, 1, 1, 1), # depthwise 14x14 (fixed size)
+        (2, 9, 28, 28, 9, 9, 3, 1, 1, 1),    # depthwise 28x28 (fixed size), two images
+        (1, 16, 7, 7, 16, 16, 3, 1, 1, 2),   # depthwise 7x7, dilated: the 8-channel path
         (1, 4, 40, 37, 4, 4, 3, 1, 1, 1),    # depthwise, wide rows: register-blocked
         (1, 3, 41, 39, 3, 3, 3, 2, 1, 1),    # depthwise, wide rows, stride 2
         (1, 2, 30, 45, 2, 2, 5, 2, 2, 1),    # depthwise 5x5, stride 2

@@ -440,7 +440,11 @@ class ConvKernel : public Kernel {
     // Strides 1 and 2 with at least a vector per output row: plane by plane through a padded
     // copy (all taps in registers). Smaller planes: eight channels interleaved per block (full
     // vectors whatever the row length); the rest plane by plane along each output row.
-    const bool padded = (g.sw == 1 || g.sw == 2) && g.ow >= padded_min_ow_;
+    // (7x7 planes too for the 3x3/1 pad-1 case, which the padded kernel has at fixed size.)
+    const bool fixed7 = g.ow == 7 && g.oh == 7 && g.iw == 7 && g.ih == 7 && g.kh == 3 &&
+                        g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 &&
+                        g.ph == 1 && g.pw == 1;
+    const bool padded = ((g.sw == 1 || g.sw == 2) && g.ow >= padded_min_ow_) || fixed7;
     // ReLU / Clip: clamped by the padded kernel as it writes each row.
     const bool clamp = epi_.act == Activation::relu || epi_.act == Activation::clip;
     const float lohi[2] = {epi_.act == Activation::clip ? epi_.act_alpha : 0.f,

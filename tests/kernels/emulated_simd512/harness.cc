@@ -208,7 +208,8 @@ void check_depthwise(std::mt19937& rng, DwPadded padded, DwBlock8 block8) {
   struct C { int64_t h, w, k, s, d, p; };
   const C cs[] = {{20, 23, 3, 1, 1, 1}, {30, 70, 3, 2, 1, 1}, {12, 12, 5, 1, 1, 2},
                   {14, 40, 5, 2, 1, 2}, {9, 33, 3, 1, 2, 2}, {7, 7, 3, 1, 1, 1},
-                  {11, 50, 7, 1, 1, 3}, {16, 37, 3, 2, 1, 0}};
+                  {11, 50, 7, 1, 1, 3}, {16, 37, 3, 2, 1, 0}, {14, 14, 3, 1, 1, 1},
+                  {28, 28, 3, 1, 1, 1}};
   for (const C& c : cs) {
     const int64_t span = (c.k - 1) * c.d + 1;
     const int64_t oh = (c.h + 2 * c.p - span) / c.s + 1, ow = (c.w + 2 * c.p - span) / c.s + 1;

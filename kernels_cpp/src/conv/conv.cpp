@@ -453,14 +453,17 @@ class ConvKernel : public Kernel {
     const int64_t blocks = !padded && out_[1] < 16 ? C_ / 8 : 0;
     const int64_t tail = C_ - blocks * 8;
     const int64_t items = N_ * (blocks + tail);
+    const int64_t hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+    const int64_t wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    const size_t scratch = std::max<size_t>(
+        {size_t((hp * wp + S_ + ksize_) * 8), size_t(conv::depthwise_padded_scratch_floats(g)),
+         size_t(std::max<int64_t>(g.ow, 1))});
     parallel_for(items, 1, [&](int64_t b, int64_t e) {
+      float* tmp = tl_col.get(scratch);  // once per chunk: thread_local access is a call in a .so
       for (int64_t it = b; it < e; ++it) {
         const int64_t n = it / (blocks + tail), r = it % (blocks + tail);
         if (r < blocks) {
           const int64_t c0 = r * 8;
-          const int64_t hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
-          const int64_t wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-          float* tmp = tl_col.get(size_t((hp * wp + S_ + ksize_) * 8));
           float b8[8];
           for (int l = 0; l < 8; ++l) b8[l] = bias ? bias[c0 + l] : 0.f;
           float* y = Y + (n * C_ + c0) * S_;
@@ -472,12 +475,10 @@ class ConvKernel : public Kernel {
           const int64_t pl = n * C_ + c;
           float* y = Y + pl * S_;
           if (padded) {
-            float* tmp = tl_col.get(size_t(conv::depthwise_padded_scratch_floats(g)));
             depthwise_padded_fn_(g, X + pl * S_in_, W + c * ksize_, bias ? bias[c] : 0.f,
                                  Z ? Z + pl * S_ : nullptr, y, tmp, clamp ? lohi : nullptr);
             if (clamp) continue;  // applied in the kernel
           } else {
-            float* tmp = tl_col.get(size_t(std::max<int64_t>(g.ow, 1)));
             depthwise_fn_(g, X + pl * S_in_, W + c * ksize_, bias ? bias[c] : 0.f,
                           Z ? Z + pl * S_ : nullptr, y, tmp);
           }

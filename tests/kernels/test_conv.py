@@ -78,6 +78,18 @@ SCRIPT = textwrap.dedent("""
         kern.run([x, None, None] + ([z] if z is not None else []), [y])
         np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4,
                                    err_msg=f"{{(n, c, h, w, m, g, k, s, p, d)}} {{act}} z={{use_z}}")
+    # Depthwise with different strides per axis: (2, 1) must not take the flat stride-1 loop.
+    for sh, sw in [(2, 1), (1, 2), (3, 2)]:
+        x = rng.standard_normal((1, 4, 21, 40)).astype(np.float32)
+        wt = rng.standard_normal((4, 1, 3, 3)).astype(np.float32)
+        attrs = dict(group=4, strides=[sh, sw], dilations=[1, 1], pads=[1] * 4,
+                     kernel_shape=[3, 3])
+        ref = conv_ops.conv(x, wt, None, **attrs)
+        kern = fk.make_kernel("Conv", attrs, [x.shape, wt.shape], ["float32"] * 2, [ref.shape],
+                              ["float32"], {{1: wt}})
+        y = np.empty(ref.shape, np.float32)
+        kern.run([x, None], [y])
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4, err_msg=f"strides {{(sh, sw)}}")
     # Weights given at run time (not constant): the im2col path.
     for (n, c, h, w, m, g, k, s, p, d) in [(1, 3, 17, 19, 10, 1, 3, 2, 1, 1),
                                            (2, 6, 8, 8, 9, 3, 3, 1, 1, 1)]:

@@ -444,7 +444,9 @@ class ConvKernel : public Kernel {
     const bool fixed7 = g.ow == 7 && g.oh == 7 && g.iw == 7 && g.ih == 7 && g.kh == 3 &&
                         g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 &&
                         g.ph == 1 && g.pw == 1;
-    const bool padded = ((g.sw == 1 || g.sw == 2) && g.ow >= padded_min_ow_) || fixed7;
+    // Stride 1 (both axes: the flat loop walks rows one apart) or a horizontal stride of 2.
+    const bool padded = (((g.sw == 1 && g.sh == 1) || g.sw == 2) && g.ow >= padded_min_ow_) ||
+                        fixed7;
     // ReLU / Clip: clamped by the padded kernel as it writes each row.
     const bool clamp = epi_.act == Activation::relu || epi_.act == Activation::clip;
     const float lohi[2] = {epi_.act == Activation::clip ? epi_.act_alpha : 0.f,

@@ -9,7 +9,6 @@
 #include <cstring>
 #include <map>
 #include <memory>
-#include <set>
 #include <sstream>
 
 #include "ferry/cpu_features.h"
@@ -170,14 +169,13 @@ struct KernelHandle {
   std::unique_ptr<Kernel> impl;
   std::vector<Shape> in_shapes, out_shapes;
   std::vector<DType> in_dtypes, out_dtypes;
-  std::set<int> constant_positions;
   // The constants given at make time, kept alive: a None input at a constant position reads
   // them, so a kernel that did not take a copy of a constant never sees a null pointer.
   std::map<int, py::array> constants;
 
   // Whether input i may be given as None (absent optional input or constant at make time).
   bool may_be_none(size_t i) const {
-    return in_dtypes[i] == DType::unknown || constant_positions.count(static_cast<int>(i));
+    return in_dtypes[i] == DType::unknown || constants.count(static_cast<int>(i));
   }
 
   void run(const py::sequence& inputs, const py::sequence& outputs) const {
@@ -248,7 +246,6 @@ std::shared_ptr<KernelHandle> make_kernel_py(const std::string& name, const py::
     args.out_shapes.push_back(shape_arg(out_shapes[i], name + ": out_shapes"));
     args.out_dtypes.push_back(dt);
   }
-  std::vector<py::array> keep;
   if (!constants.is_none()) {
     for (auto kv : py::reinterpret_borrow<py::dict>(constants)) {
       const int64_t pos = py::int_(py::reinterpret_borrow<py::object>(kv.first)).cast<int64_t>();
@@ -258,10 +255,8 @@ std::shared_ptr<KernelHandle> make_kernel_py(const std::string& name, const py::
         throw py::value_error(name + ": constant given for absent input " + std::to_string(pos));
       py::array a = check_array(kv.second, name + ": constant input " + std::to_string(pos),
                                 args.in_shapes[pos], args.in_dtypes[pos], false);
-      keep.push_back(a);
       args.constants[static_cast<int>(pos)] = ConstTensor{a.data(), args.in_dtypes[pos],
                                                           args.in_shapes[pos]};
-      h->constant_positions.insert(static_cast<int>(pos));
       h->constants[static_cast<int>(pos)] = a;
     }
   }
@@ -270,7 +265,7 @@ std::shared_ptr<KernelHandle> make_kernel_py(const std::string& name, const py::
   h->out_shapes = args.out_shapes;
   h->out_dtypes = args.out_dtypes;
   {
-    // Packing weights can take a while; `keep` holds the constants alive.
+    // Packing weights can take a while; h->constants holds the arrays alive.
     py::gil_scoped_release nogil;
     h->impl = ferry::make_kernel(name, args);
   }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from runtime import ir
-from runtime.optimizer.graph_view import GraphView, is_op
+from runtime.optimizer.graph_view import GraphView, is_inference_batchnorm, is_op
 
 
 def _channel_vector(c: np.ndarray, m: int, spatial: int) -> np.ndarray | None:
@@ -59,8 +59,7 @@ def fold_conv_batchnorm(graph: ir.Graph) -> bool:
         m, spatial = w.shape[0], w.ndim - 2
         bias = np.zeros(m) if b is None else b.astype(np.float64)
         if node.op_type == "BatchNormalization":
-            if int(node.attrs.get("training_mode", 0)) or \
-                    any(o for o in node.outputs[1:]) or len(node.inputs) != 5:
+            if not is_inference_batchnorm(node):
                 continue
             consts = [view.const(i) for i in node.inputs[1:]]
             if any(c is None or c.shape != (m,) for c in consts):
@@ -98,8 +97,7 @@ def fold_conv_batchnorm(graph: ir.Graph) -> bool:
 
 def _bn_params(view: GraphView, bn: ir.Node):
     """(scale, bias, mean, var) of an inference BatchNormalization with constant [C] params."""
-    if not is_op(bn, "BatchNormalization") or len(bn.inputs) != 5 or \
-            int(bn.attrs.get("training_mode", 0)) or any(o for o in bn.outputs[1:]):
+    if not is_inference_batchnorm(bn):
         return None
     consts = [view.const(i) for i in bn.inputs[1:]]
     if any(c is None or c.ndim != 1 or c.dtype.kind != "f" for c in consts) or \

@@ -21,6 +21,12 @@ def is_op(node: ir.Node | None, *op_types: str) -> bool:
     return node is not None and node.domain in STANDARD and node.op_type in op_types
 
 
+def is_inference_batchnorm(node: ir.Node | None) -> bool:
+    """BatchNormalization in inference: the five inputs, no training mode, only Y read."""
+    return is_op(node, "BatchNormalization") and len(node.inputs) == 5 and \
+        not int(node.attrs.get("training_mode", 0)) and not any(o for o in node.outputs[1:])
+
+
 class GraphView:
     """A snapshot of ``graph``'s wiring. Passes build one, match, then edit through
     :meth:`replace` / :meth:`rename_uses`, and :meth:`commit` at the end."""

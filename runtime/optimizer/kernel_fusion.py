@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from runtime import ir
-from runtime.optimizer.graph_view import GraphView, is_op
+from runtime.optimizer.graph_view import GraphView, is_inference_batchnorm, is_op
 
 FERRY = "ferry"
 _F32 = 1  # TensorProto.FLOAT
@@ -135,9 +135,8 @@ def fuse_batchnorm_activation(graph: ir.Graph) -> bool:
     view = GraphView(graph)
     changed = False
     for bn in list(graph.nodes):
-        if not is_op(bn, "BatchNormalization") or not view.alive(bn) or \
-                view.elem_type(bn.inputs[0]) != _F32 or len(bn.inputs) != 5 or \
-                int(bn.attrs.get("training_mode", 0)) or any(o for o in bn.outputs[1:]):
+        if not is_inference_batchnorm(bn) or not view.alive(bn) or \
+                view.elem_type(bn.inputs[0]) != _F32:
             continue
         act_node, act = _follow_activation(view, bn.outputs[0])
         if act_node is None:

@@ -9,7 +9,9 @@ that fits). Every value gets a named decision, as onnxruntime's planner does:
 - ``reuse``        a region an earlier, now dead value used
 - ``pre-existing`` memory owned by someone else: a graph input or a constant
 - ``output``       a partition output, written straight into the array handed back
-- ``alias``        a view of another value's memory (Reshape, Squeeze, Identity...)
+- ``alias``        a view of another value's memory (Reshape, Squeeze, Identity...), or a
+                   slice of it at ``alias_offset`` (a Concat input written in place into the
+                   Concat's output)
 
 Plans are made per input-shape signature by the CPU provider and cached there.
 
@@ -40,6 +42,7 @@ class ValueRequest:
     nbytes: int
     kind: str = "arena"          # "arena", "input", "const", "output"
     alias_of: str | None = None  # share this value's memory
+    alias_offset: int = 0        # ... from this byte on (a slice of it, e.g. a Concat input)
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Placement:
     first: int = -1              # first step that writes or reads it
     last: int = -1               # last step that reads it
     alias_of: str | None = None
+    alias_offset: int = 0        # bytes into alias_of
     reused_from: str | None = None
 
 
@@ -72,7 +76,8 @@ class MemoryPlan:
         lines = [f"arena {self.arena_bytes} bytes (naive sum {self.naive_bytes})"]
         for p in sorted(self.placements.values(), key=lambda p: (p.first, p.name)):
             where = f"@{p.offset}" if p.offset >= 0 else ""
-            extra = f" of {p.alias_of}" if p.alias_of else (
+            at = f"+{p.alias_offset}" if p.alias_offset else ""
+            extra = f" of {p.alias_of}{at}" if p.alias_of else (
                 f" from {p.reused_from}" if p.reused_from else "")
             lines.append(f"  {p.name}: {p.decision}{extra} {p.nbytes}B{where} "
                          f"live [{p.first}, {p.last}]")
@@ -287,7 +292,8 @@ def plan_memory(steps: list[tuple[list[str], list[str]]], values: dict[str, Valu
         first, last = life.get(name, (0, 0))
         if req.alias_of:
             plan.placements[name] = Placement(name, "alias", nbytes=req.nbytes, first=first,
-                                              last=last, alias_of=req.alias_of)
+                                              last=last, alias_of=req.alias_of,
+                                              alias_offset=req.alias_offset)
         elif req.kind in ("input", "const"):
             plan.placements[name] = Placement(name, "pre-existing", nbytes=req.nbytes,
                                               first=first, last=last)
@@ -337,8 +343,19 @@ def plan_memory(steps: list[tuple[list[str], list[str]]], values: dict[str, Valu
         plan.arena_bytes = max(plan.arena_bytes, offset + size)
     for name, p in plan.placements.items():
         if p.decision == "alias":
-            p.offset = plan.placements[root_of(name)].offset
+            root = plan.placements[root_of(name)]
+            p.offset = root.offset + _offset_in_root(name, values) if root.offset >= 0 else -1
     return plan
+
+
+def _offset_in_root(name: str, values: dict[str, ValueRequest]) -> int:
+    # The byte offset of a view (or a view of a slice...) in the memory of its root value.
+    off, seen = 0, set()
+    while values[name].alias_of and name not in seen:
+        seen.add(name)
+        off += values[name].alias_offset
+        name = values[name].alias_of
+    return off
 
 
 def check_plan(plan: MemoryPlan, steps, values: dict[str, ValueRequest],
@@ -349,6 +366,7 @@ def check_plan(plan: MemoryPlan, steps, values: dict[str, ValueRequest],
     Lifetimes are recomputed from the steps (a view keeps the memory it aliases alive). With
     ``schedule``, every access of one of two values sharing a byte must happen before every
     access of the other (checked pair by pair, independently of the planner's summaries)."""
+    _check_single_writer(steps, values)
     if schedule is not None:
         _check_scheduled_plan(plan, steps, values, keep_alive, schedule)
         return
@@ -368,6 +386,35 @@ def check_plan(plan: MemoryPlan, steps, values: dict[str, ValueRequest],
                 b.offset < a.offset + max(a.nbytes, 1)
             if overlap_time and overlap_space:
                 raise AssertionError(f"{a.name} and {b.name} overlap in time and space")
+
+
+def _check_single_writer(steps, values: dict[str, ValueRequest]) -> None:
+    # Slices of one memory (Concat inputs written in place) never overlap: each byte of a
+    # sliced root value is written by at most one step. (Offset-0 views written by a step are
+    # in-place updates of the value they view: not checked here.)
+    written: dict[str, list[tuple[int, int, str]]] = {}
+    sliced: set[str] = set()
+    for _, outs in steps:
+        for name in outs:
+            if not name or name not in values:
+                continue
+            root, off, hops = name, 0, 0
+            while values[root].alias_of and hops <= len(values):
+                if values[root].alias_offset:
+                    sliced.add(name)
+                off += values[root].alias_offset
+                root, hops = values[root].alias_of, hops + 1
+            written.setdefault(root, []).append((off, off + values[name].nbytes, name))
+    for root, spans in written.items():
+        if not sliced.intersection(n for _, _, n in spans):
+            continue
+        spans.sort()
+        for (a0, a1, a), (b0, b1, b) in zip(spans, spans[1:]):
+            if b0 < a1:
+                raise AssertionError(f"{a} and {b} are written by two steps into the same bytes "
+                                     f"of {root}")
+        if spans and spans[-1][1] > values[root].nbytes:
+            raise AssertionError(f"{spans[-1][2]} is written past the end of {root}")
 
 
 def _check_scheduled_plan(plan: MemoryPlan, steps, values: dict[str, ValueRequest],

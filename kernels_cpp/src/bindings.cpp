@@ -482,6 +482,12 @@ class PyPlan {
         throw py::value_error(where + ": arena offset is not aligned for its dtype");
     } else if (kind == "alias") {
       v.kind = PlanValue::Kind::alias;
+      // The fifth field of an alias is None or its byte offset in the value it views.
+      if (!arr.is_none()) {
+        v.offset = arr.cast<int64_t>();
+        if (v.offset < 0 || v.offset % std::max<int64_t>(1, m.dtype.alignment()) != 0)
+          throw py::value_error(where + ": alias offset is negative or not aligned for its dtype");
+      }
     } else if (kind == "const") {
       v.kind = PlanValue::Kind::constant;
       auto a = py::reinterpret_borrow<py::array>(arr);
@@ -694,6 +700,9 @@ PYBIND11_MODULE(ferry_kernels, m) {
       .def(py::init<size_t, const py::sequence&, const py::sequence&, const py::object&, int>(),
            py::arg("arena_bytes"), py::arg("values"), py::arg("steps"),
            py::arg("schedule") = py::none(), py::arg("inter_op_threads") = 1,
+           "values: (kind, index, shape, dtype, extra) with kind input/output (index: "
+           "position), arena (index: byte offset), const (extra: the array) or alias (index: "
+           "the value viewed; extra: None or a byte offset into it). "
            "schedule: waves, each a list of tasks (a step index, or a list of step indices run "
            "in order; each step once); with inter_op_threads > 1 the tasks of a wave run "
            "concurrently and a wave starts when the previous one ends.")

@@ -159,9 +159,14 @@ Plan::Plan(size_t arena_bytes, std::vector<PlanValue> values, std::vector<PlanSt
       waves_(std::move(waves)), inter_op_threads_(std::max(1, inter_op_threads)) {
   const int n = static_cast<int>(values_.size());
   roots_.resize(n);
+  root_offsets_.assign(n, 0);
   for (int i = 0; i < n; ++i) {
     int r = i, hops = 0;
+    int64_t off = 0;
     while (values_[r].kind == PlanValue::Kind::alias) {
+      if (values_[r].offset < 0)
+        throw std::invalid_argument("alias value " + std::to_string(r) + " has a negative offset");
+      off += values_[r].offset;
       const int64_t t = values_[r].index;
       if (t < 0 || t >= n)
         throw std::invalid_argument("value " + std::to_string(r) + " aliases unknown value " +
@@ -170,9 +175,11 @@ Plan::Plan(size_t arena_bytes, std::vector<PlanValue> values, std::vector<PlanSt
       r = static_cast<int>(t);
     }
     roots_[i] = r;
-    if (values_[i].nbytes > values_[r].nbytes)
+    root_offsets_[i] = off;
+    if (static_cast<size_t>(off) > values_[r].nbytes ||
+        values_[i].nbytes > values_[r].nbytes - static_cast<size_t>(off))
       throw std::invalid_argument("alias value " + std::to_string(i) + " is larger than value " +
-                                  std::to_string(r) + " it views");
+                                  std::to_string(r) + " it views (past its end)");
     const PlanValue& v = values_[i];
     if (v.kind == PlanValue::Kind::arena && (v.index < 0 || v.index + v.nbytes > arena_bytes_))
       throw std::invalid_argument("arena value " + std::to_string(i) + " does not fit the arena");
@@ -342,7 +349,8 @@ void Plan::run(const void* const* inputs, size_t n_inputs, void* const* outputs,
     }
   }
   for (size_t i = 0; i < n; ++i)
-    if (values_[i].kind == PlanValue::Kind::alias) ptr[i] = ptr[roots_[i]];
+    if (values_[i].kind == PlanValue::Kind::alias)
+      ptr[i] = static_cast<char*>(ptr[roots_[i]]) + root_offsets_[i];
 
   if (parallel()) {
     run_waves(ptr.data(), run_context, control);

@@ -83,6 +83,7 @@ class _PlanEntry:
     step_nodes: list[tuple[str, str]] = field(default_factory=list)  # (node name, op type)
     step_ns: np.ndarray | None = None  # per-step nanoseconds while step timing is on
     timed_runs: int = 0
+    in_place_concats: int = 0  # Concats whose inputs were written straight into the output
 
 
 class CpuPartition(CompiledPartition):
@@ -488,6 +489,12 @@ class _Program:
                 alias_of[s.outputs[0]] = s.inputs[0]
                 continue
             kept.append(s)
+        slice_offset: dict[str, int] = {}
+        before = len(kept)
+        if self.part.inter_op_threads <= 1:  # a wave schedule wants one writer per memory
+            kept = self._concat_slices(kept, env, feeds, set(fed), output_set, alias_of,
+                                       slice_offset)
+        in_place_concats = before - len(kept)
 
         requests: dict[str, memory.ValueRequest] = {}
 
@@ -506,7 +513,7 @@ class _Program:
             if n and n not in requests:
                 names_in_order.append(n)
                 requests[n] = memory.ValueRequest(n, int(env[n].nbytes), kind_of(n),
-                                                  alias_of.get(n))
+                                                  alias_of.get(n), slice_offset.get(n, 0))
 
         for s in kept:
             for j, n in enumerate(s.inputs):
@@ -542,7 +549,7 @@ class _Program:
             dt = v.dtype.name
             req = requests[n]
             if req.alias_of:
-                values.append(("alias", ids[req.alias_of], shape, dt, None))
+                values.append(("alias", ids[req.alias_of], shape, dt, req.alias_offset or None))
             elif req.kind == "input":
                 values.append(("input", input_names.index(n), shape, dt, None))
             elif req.kind == "const":
@@ -574,9 +581,52 @@ class _Program:
             output_dtypes=[env[n].dtype for n in produced_outputs],
             produced_outputs=produced_outputs, memory=mem,
             kernels=[s.kernel_name or f"numpy:{self.nodes[s.node_index].op_type}" for s in kept],
-            schedule=schedule,
+            schedule=schedule, in_place_concats=in_place_concats,
             step_nodes=[(self.nodes[s.node_index].name or f"#{s.node_index}",
                          self.nodes[s.node_index].op_type) for s in kept])
+
+    def _concat_slices(self, kept: list[_Step], env: dict, feeds: dict, fed: set[str],
+                       output_set: set[str], alias_of: dict[str, str],
+                       slice_offset: dict[str, int]) -> list[_Step]:
+        """Concats whose inputs can be written in place: along an axis with only 1s before
+        it, each input is one contiguous block of the output, so the steps producing the
+        inputs write straight into the output (each input becomes a view of its slice) and
+        the Concat step, a copy of everything, is dropped. DenseNet's blocks concatenate the
+        growing feature map each layer, SqueezeNet's fire modules their two branches.
+        Records the slices in ``alias_of`` / ``slice_offset``; returns the steps left."""
+        produced = {o for s in kept for o in s.outputs if o}
+        sliced: set[str] = set()
+        drop: set[int] = set()
+        for i, s in enumerate(kept):
+            node = self.nodes[s.node_index]
+            if node.op_type != "Concat" or s.kernel_name != "Concat" or not s.outputs:
+                continue
+            out = s.outputs[0]
+            y = env.get(out)
+            if not out or not isinstance(y, np.ndarray) or y.ndim == 0:
+                continue
+            axis = int(self.attrs[s.node_index].get("axis", 1))
+            axis = axis + y.ndim if axis < 0 else axis
+            if not 0 <= axis < y.ndim or int(np.prod(y.shape[:axis], dtype=np.int64)) != 1:
+                continue
+            names = [n for n in s.inputs]
+
+            def sliceable(n: str) -> bool:
+                v = env.get(n)
+                return bool(n) and n in produced and n not in alias_of and n not in sliced \
+                    and n not in output_set and n not in fed and n not in feeds \
+                    and n not in self.constants and names.count(n) == 1 \
+                    and isinstance(v, np.ndarray) and v.dtype == y.dtype
+            if not names or not all(sliceable(n) for n in names):
+                continue
+            offset = 0
+            for n in names:
+                alias_of[n] = out
+                slice_offset[n] = offset
+                sliced.add(n)
+                offset += int(env[n].nbytes)
+            drop.add(i)
+        return [s for i, s in enumerate(kept) if i not in drop]
 
     def _callback(self, index: int):
         node, impl, attrs = self.nodes[index], self.impls[index], self.attrs[index]
@@ -641,6 +691,7 @@ class _Program:
                 "naive_bytes": entry.memory.naive_bytes,
                 "steps": len(entry.kernels),
                 "kernels": dict(collections.Counter(entry.kernels)),
+                "in_place_concats": entry.in_place_concats,
                 # Sequential: one step per wave. Parallel: the tasks (chains of steps) of a
                 # wave run concurrently; widest_wave counts tasks.
                 "schedule": {

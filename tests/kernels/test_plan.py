@@ -130,6 +130,22 @@ def test_plan_kernel_chain_with_constant_weights():
     np.testing.assert_allclose(y, (x @ w1) @ w2, rtol=1e-5, atol=1e-5)
 
 
+def test_plan_alias_offsets_are_slices():
+    """Two copies write the halves of one output through aliases at byte offsets (a Concat's
+    inputs written in place), and a slice of a slice accumulates the offsets."""
+    values = [("input", 0, [3], "float32", None),
+              ("input", 1, [2], "float32", None),
+              ("output", 0, [6], "float32", None),
+              ("alias", 2, [5], "float32", 4),    # y[1:6]
+              ("alias", 3, [3], "float32", None),  # y[1:4]
+              ("alias", 3, [2], "float32", 12)]   # y[4:6]
+    steps = [(copy_kernel((3,), (3,)), [0], [4]), (copy_kernel((2,), (2,)), [1], [5])]
+    plan = fk.Plan(0, values, steps)
+    y = np.full(6, -1, np.float32)
+    plan.run([np.array([1, 2, 3], np.float32), np.array([4, 5], np.float32)], [y])
+    np.testing.assert_array_equal(y, [-1, 1, 2, 3, 4, 5])
+
+
 def test_plan_unread_kernel_output_gets_scratch():
     values = [("input", 0, [4], "float32", None), ("output", 0, [4], "float32", None)]
     steps = [(copy_kernel((4,), (4,)), [0], [-1]), (copy_kernel((4,), (4,)), [0], [1])]
@@ -187,6 +203,12 @@ def test_plan_run_checks_inputs_and_outputs():
      "write_input", "plan input"),
     ([("input", 0, [4], "float32", None), ("alias", 7, [4], "float32", None)],
      None, "alias"),
+    ([("input", 0, [4], "float32", None), ("output", 0, [4], "float32", None),
+      ("alias", 1, [2], "float32", 12)], None, "past its end"),
+    ([("input", 0, [4], "float32", None), ("output", 0, [4], "float32", None),
+      ("alias", 1, [2], "float32", 2)], None, "not aligned"),
+    ([("input", 0, [4], "float32", None), ("output", 0, [4], "float32", None),
+      ("alias", 1, [2], "float32", -4)], None, "negative"),
     ([("weird", 0, [4], "float32", None)], None, "unknown kind"),
     ([("input", 0, [4], "float32", None), ("output", 0, [4], "float32", None)],
      "not_callable", "Kernel or a callable"),

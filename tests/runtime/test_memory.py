@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,3 +73,36 @@ def test_alias_keeps_its_target_alive():
     memory.check_plan(plan, steps, values)
     b, d = plan.placements["b"], plan.placements["d"]
     assert b.offset + 640 <= d.offset or d.offset + 640 <= b.offset
+
+
+def test_slices_sit_inside_their_root_and_extend_its_lifetime():
+    """Concat inputs written in place: a and b are slices of k (at byte offsets); k's memory
+    lives from a's producer to k's last reader, and nothing else may take it meanwhile."""
+    steps = [(["x"], ["a"]), (["x"], ["t"]), (["t"], ["b"]), (["k"], ["y"])]
+    values = {"x": memory.ValueRequest("x", 400, "input"),
+              "a": memory.ValueRequest("a", 400, alias_of="k", alias_offset=0),
+              "t": memory.ValueRequest("t", 400),
+              "b": memory.ValueRequest("b", 800, alias_of="k", alias_offset=400),
+              "k": memory.ValueRequest("k", 1200), "y": memory.ValueRequest("y", 4, "output")}
+    plan = memory.plan_memory(steps, values)
+    memory.check_plan(plan, steps, values)
+    k, t = plan.placements["k"], plan.placements["t"]
+    assert plan.placements["a"].offset == k.offset
+    assert plan.placements["b"].offset == k.offset + 400
+    assert k.first == 0 and k.last == 3
+    assert t.offset + 400 <= k.offset or k.offset + 1200 <= t.offset  # t lives inside k's span
+    assert "of k+400" in plan.describe()
+
+
+def test_check_plan_rejects_overlapping_slices():
+    steps = [(["x"], ["a"]), (["x"], ["b"]), (["k"], ["y"])]
+    values = {"x": memory.ValueRequest("x", 400, "input"),
+              "a": memory.ValueRequest("a", 400, alias_of="k", alias_offset=0),
+              "b": memory.ValueRequest("b", 400, alias_of="k", alias_offset=200),
+              "k": memory.ValueRequest("k", 800), "y": memory.ValueRequest("y", 4, "output")}
+    plan = memory.plan_memory(steps, values)
+    with pytest.raises(AssertionError, match="same bytes"):
+        memory.check_plan(plan, steps, values)
+    values["b"].alias_offset = 600
+    with pytest.raises(AssertionError, match="past the end"):
+        memory.check_plan(plan, steps, values)

@@ -20,6 +20,7 @@ struct PlanValue {
   int64_t index = 0;            // input/output: position; arena: byte offset; alias: value id
   size_t nbytes = 0;
   const void* data = nullptr;   // constant: its memory (kept alive by the owner of the plan)
+  int64_t offset = 0;           // alias: byte offset into the value it views (a Concat slice)
 };
 
 // A step is a kernel or a callback. `inputs`/`outputs` are value ids, -1 for an absent input.
@@ -99,6 +100,7 @@ class Plan {
   size_t arena_bytes_;
   std::vector<PlanValue> values_;
   std::vector<int> roots_;
+  std::vector<int64_t> root_offsets_;  // byte offset of each value in its root's memory
   std::vector<PlanStep> steps_;
   size_t max_args_ = 0;
   std::vector<Wave> waves_;

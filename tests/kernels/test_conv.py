@@ -1,4 +1,5 @@
-"""The C++ Conv kernel (general im2col+GEMM, pointwise GEMM, depthwise plane loops) against the
+"""The C++ Conv kernel (general im2col+GEMM, shifted rows, Winograd F(2x2, 3x3), pointwise GEMM,
+depthwise plane loops) against the
 numpy reference, with a residual input and fused activations, on every ISA path this CPU
 has (each cap checked in a subprocess: the ISA is read once at import)."""
 
@@ -117,6 +118,42 @@ SCRIPT = textwrap.dedent("""
                               [ref.shape], ["float32"], {{1: wt, 2: b}})
         kern.run([x, None, None, y], [y])
         np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4, err_msg=f"in place {{(h, w, s)}}")
+    # Winograd F(2x2, 3x3) (3x3, stride 1, dilation 1, one group): forced on for every size
+    # (FERRY_CONV_WINOGRAD=1, read when a kernel is made), then the default choice. Small maps
+    # on 2 threads run phase by phase, larger ones in bands of tile rows.
+    import os
+    os.environ["FERRY_CONV_WINOGRAD"] = "1"
+    for (n, c, h, w, m, p), (act, params), use_z in itertools.product(
+            [(1, 8, 14, 14, 8, (1, 1, 1, 1)), (2, 5, 9, 11, 7, (1, 1, 1, 1)),
+             (1, 9, 17, 16, 13, (0, 0, 0, 0)), (1, 6, 15, 12, 10, (2, 0, 1, 2)),
+             (1, 4, 1, 1, 3, (1, 1, 1, 1)), (1, 3, 2, 5, 4, (0, 2, 0, 3)),
+             (1, 16, 40, 37, 24, (1, 1, 1, 1)), (1, 12, 7, 7, 20, (1, 1, 1, 1))],
+            [("", []), ("relu", []), ("silu", [])], [False, True]):
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        wt = rng.standard_normal((m, c, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(m).astype(np.float32)
+        attrs = dict(group=1, strides=[1, 1], dilations=[1, 1], pads=list(p), kernel_shape=[3, 3])
+        ref = conv_ops.conv(x, wt, b, **attrs)
+        z = rng.standard_normal(ref.shape).astype(np.float32) if use_z else None
+        ref = apply_activation(ref + z if use_z else ref, act, params)
+        ins = [x.shape, wt.shape, b.shape] + ([z.shape] if use_z else [])
+        kern = fk.make_kernel("Conv", dict(attrs, activation=act or "none"), ins,
+                              ["float32"] * len(ins), [ref.shape], ["float32"], {{1: wt, 2: b}})
+        y = np.empty(ref.shape, np.float32)
+        kern.run([x, None, None] + ([z] if use_z else []), [y])
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4,
+                                   err_msg=f"winograd {{(n, c, h, w, m, p)}} {{act}} z={{use_z}}")
+    del os.environ["FERRY_CONV_WINOGRAD"]
+    for (c, m, h) in [(64, 64, 28), (128, 96, 14), (256, 256, 7)]:  # chosen by default
+        x = rng.standard_normal((1, c, h, h)).astype(np.float32)
+        wt = (rng.standard_normal((m, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+        attrs = dict(group=1, strides=[1, 1], dilations=[1, 1], pads=[1] * 4, kernel_shape=[3, 3])
+        ref = conv_ops.conv(x, wt, None, **attrs)
+        kern = fk.make_kernel("Conv", attrs, [x.shape, wt.shape], ["float32"] * 2, [ref.shape],
+                              ["float32"], {{1: wt}})
+        y = np.empty(ref.shape, np.float32)
+        kern.run([x, None], [y])
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4, err_msg=f"default {{(c, m, h)}}")
     print("ok", fk.isa())
 """)
 

@@ -12,18 +12,44 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "depthwise.h"
+#include "winograd.h"
 #include "ferry/cpu_features.h"
 #include "ferry/gemm.h"
 #include "ferry/kernel.h"
 #include "ferry/threadpool.h"
 
 namespace ferry {
+
+namespace conv {
+void winograd_filter(const float* g, float* u) {
+  // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; u = G g G^T.
+  float t[4][3];  // G g
+  for (int j = 0; j < 3; ++j) {
+    t[0][j] = g[j];
+    t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+    t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+    t[3][j] = g[6 + j];
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i + 0] = t[i][0];
+    u[4 * i + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+    u[4 * i + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+    u[4 * i + 3] = t[i][2];
+  }
+}
+}  // namespace conv
+
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Winograd tiles per work item: N of its 16 GEMMs (96 / 192 / 384 measured: 0.75-1.0 / 0.9-1.0
+// / best on 64-512 channels; larger bands amortize the per-GEMM packing).
+constexpr int64_t kWinogradTiles = 256;
 
 // Per-thread im2col buffer (distinct from the GEMM's own packing buffers).
 class ColBuffer {
@@ -174,6 +200,7 @@ class ConvKernel : public Kernel {
         row_off_.clear();
       }
     }
+    setup_winograd(a);
     if (auto it = a.constants.find(1); it != a.constants.end()) {
       const float* w = static_cast<const float*>(it->second.data);
       if (depthwise_) {
@@ -196,6 +223,7 @@ class ConvKernel : public Kernel {
     const float* Z = has_z_ ? static_cast<const float*>(in[3]) : nullptr;
     if (N_ == 0 || M_ == 0 || S_ == 0) return;
     if (depthwise_) return run_depthwise(X, W, bias, Z, Y);
+    if (!wino_w_.empty()) return run_winograd(X, bias, Z, Y);
     if (shifted_) return run_shifted(X, bias, Z, Y);
 
     // Work items: (image, group, chunk of output positions).
@@ -433,6 +461,133 @@ class ConvKernel : public Kernel {
     }  // images
   }
 
+  // Winograd F(2x2, 3x3) (winograd.h) for 3x3 / stride 1 / dilation 1 convs with constant
+  // weights and one group: 16 GEMMs with K = C instead of one with K = 9C. Only where the
+  // channels keep those GEMMs efficient and the map has enough tiles; FERRY_CONV_WINOGRAD=0
+  // turns it off, =1 takes every conv of that form (tests reach small shapes with it).
+  void setup_winograd(const KernelArgs& a) {
+    const char* env = std::getenv("FERRY_CONV_WINOGRAD");
+    const std::string mode = env ? env : "";
+    if (mode == "0" || nd_ != 2 || group_ != 1 || depthwise_ || !a.constants.count(1) ||
+        k_ != Shape{3, 3} || stride_ != Shape{1, 1} || dil_ != Shape{1, 1} || S_ == 0)
+      return;
+    // Measured against the shifted-rows GEMM (one conv, 1 and 2 threads, AVX2): 0.62-0.9 of
+    // its time from 64 channels in and out (256 -> 256 on 14 x 14: 0.62-0.66), but no gain
+    // with 32 on either side (the transforms are then a large share) or on small maps with
+    // few channels (64 -> 128 on 7 x 7: 1.05-1.15; 512 -> 512 on 7 x 7: 0.65-0.69).
+    if (mode != "1" && (C_ < 64 || M_ < 64 || C_ * M_ * S_ < (int64_t(1) << 21))) return;
+    const float* w = static_cast<const float*>(a.constants.at(1).data);
+    std::vector<float> u(size_t(16 * M_ * C_));  // u[(xi * M + m) * C + c]
+    float t[16];
+    for (int64_t m = 0; m < M_; ++m)
+      for (int64_t c = 0; c < C_; ++c) {
+        conv::winograd_filter(w + (m * C_ + c) * 9, t);
+        for (int xi = 0; xi < 16; ++xi) u[size_t((xi * M_ + m) * C_ + c)] = t[xi];
+      }
+    for (int xi = 0; xi < 16; ++xi)
+      wino_w_.push_back(std::make_unique<PackedA>(false, M_, C_, u.data() + xi * M_ * C_, C_));
+    switch (active_isa()) {
+      case Isa::avx512:
+        wino_in_ = conv::winograd_input_avx512;
+        wino_out_ = conv::winograd_output_avx512;
+        break;
+      case Isa::avx2:
+        wino_in_ = conv::winograd_input_avx2;
+        wino_out_ = conv::winograd_output_avx2;
+        break;
+      default:
+        wino_in_ = conv::winograd_input_scalar;
+        wino_out_ = conv::winograd_output_scalar;
+        break;
+    }
+  }
+
+  // Tile rows per band (one work item: its 16 GEMMs have N = the band's tiles), or 0 when
+  // the map is too small to split (then the phases of one image run one after the other,
+  // each spread over the threads).
+  int64_t winograd_band(int threads) const {
+    const int64_t th = (out_[0] + 1) / 2, tw = (out_[1] + 1) / 2;
+    // ~kWinogradTiles tiles per band: GEMMs wide enough for the 16-column panels, and V / P
+    // scratch (16 (C + M) floats per tile) that stays near L2.
+    int64_t band = std::min(th, std::max<int64_t>(1, ceil_div(kWinogradTiles, tw)));
+    const int64_t bands = ceil_div(th, band);
+    if (threads > 1 && (N_ * bands) % threads) {  // whole rounds for the threads
+      const int64_t want = ceil_div(ceil_div(N_ * bands, threads) * threads, N_);
+      if (want > th) return 0;
+      band = ceil_div(th, want);
+    }
+    if (threads > 1 && band * tw < kWinogradTiles / 4) return 0;  // bands too thin for GEMMs
+    return band;
+  }
+
+  void run_winograd(const float* X, const float* bias, const float* Z, float* Y) const {
+    const conv::WinogradGeometry g{in_[0], in_[1], out_[0], out_[1], pad_[0], pad_[1]};
+    const int64_t th = g.tiles_h(), tw = g.tiles_w();
+    const int64_t band = winograd_band(num_threads());
+    const int64_t OH = out_[0], OW = out_[1];
+    // Bias, residual and activation of output channel m over output rows [r0, r1).
+    auto finish = [&](int64_t n, int64_t m, int64_t r0, int64_t r1) {
+      float* rows = Y + (n * M_ + m) * S_ + r0 * OW;
+      const int64_t count = (r1 - r0) * OW;
+      if (Z) {
+        const float* z = Z + (n * M_ + m) * S_ + r0 * OW;
+        for (int64_t i = 0; i < count; ++i) rows[i] += z[i];
+      }
+      apply_activation(rows, count, epi_.act, epi_.act_alpha, epi_.act_beta);
+    };
+    const int64_t in_scratch =
+        std::max<int64_t>(conv::winograd_input_scratch_floats(g, th), 4 * tw + 8);
+    if (band == 0) {  // whole images, phase by phase
+      const int64_t tiles = th * tw;
+      float* V = tl_pad.get(size_t(16 * (C_ + M_) * tiles));
+      float* P = V + 16 * C_ * tiles;
+      for (int64_t n = 0; n < N_; ++n) {
+        parallel_for(C_, 1, [&](int64_t b, int64_t e) {
+          float* sc = tl_col.get(size_t(in_scratch));
+          for (int64_t c = b; c < e; ++c)
+            wino_in_(g, X + (n * C_ + c) * S_in_, 0, th, V + c * tiles, C_ * tiles, sc);
+        });
+        parallel_for(16, 1, [&](int64_t b, int64_t e) {
+          for (int64_t xi = b; xi < e; ++xi)
+            sgemm(*wino_w_[size_t(xi)], false, M_, tiles, C_, 1.f, V + xi * C_ * tiles, tiles,
+                  0.f, P + xi * M_ * tiles, tiles);
+        });
+        parallel_for(M_, 1, [&](int64_t b, int64_t e) {
+          float* sc = tl_col.get(size_t(in_scratch));
+          for (int64_t m = b; m < e; ++m) {
+            wino_out_(g, P + m * tiles, M_ * tiles, 0, th, bias ? bias[m] : 0.f,
+                      Y + (n * M_ + m) * S_, sc);
+            finish(n, m, 0, OH);
+          }
+        });
+      }
+      return;
+    }
+    const int64_t bands = ceil_div(th, band);
+    parallel_for(N_ * bands, 1, [&](int64_t b, int64_t e) {
+      for (int64_t it = b; it < e; ++it) {
+        const int64_t n = it / bands, tr0 = (it % bands) * band, tr1 = std::min(th, tr0 + band);
+        const int64_t tiles = (tr1 - tr0) * tw;
+        const int64_t scratch = std::max<int64_t>(
+            conv::winograd_input_scratch_floats(g, tr1 - tr0), 4 * tw + 8);
+        float* V = tl_col.get(size_t(16 * (C_ + M_) * tiles + scratch));
+        float* P = V + 16 * C_ * tiles;  // the 16 GEMM products, P[(xi * M + m) * tiles + t]
+        float* sc = P + 16 * M_ * tiles;
+        for (int64_t c = 0; c < C_; ++c)
+          wino_in_(g, X + (n * C_ + c) * S_in_, tr0, tr1, V + c * tiles, C_ * tiles, sc);
+        for (int xi = 0; xi < 16; ++xi)
+          sgemm(*wino_w_[size_t(xi)], false, M_, tiles, C_, 1.f, V + xi * C_ * tiles, tiles,
+                0.f, P + xi * M_ * tiles, tiles);
+        const int64_t r0 = 2 * tr0, r1 = std::min(OH, 2 * tr1);
+        for (int64_t m = 0; m < M_; ++m) {
+          wino_out_(g, P + m * tiles, M_ * tiles, tr0, tr1, bias ? bias[m] : 0.f,
+                    Y + (n * M_ + m) * S_, sc);
+          finish(n, m, r0, r1);
+        }
+      }
+    });
+  }
+
   void run_depthwise(const float* X, const float* W, const float* bias, const float* Z,
                      float* Y) const {
     const conv::DepthwiseGeometry g{in_[0], in_[1], out_[0], out_[1], k_[0], k_[1], stride_[0],
@@ -506,6 +661,9 @@ class ConvKernel : public Kernel {
   conv::DepthwiseBlock8Fn depthwise_block8_fn_ = nullptr;
   std::vector<float> const_bias_, const_w_;
   std::vector<std::unique_ptr<PackedA>> packed_w_;
+  std::vector<std::unique_ptr<PackedA>> wino_w_;  // Winograd: U[xi] (M x C), 16 of them
+  conv::WinogradInputFn wino_in_ = nullptr;
+  conv::WinogradOutputFn wino_out_ = nullptr;
 };
 
 }  // namespace

@@ -471,11 +471,12 @@ class ConvKernel : public Kernel {
     if (mode == "0" || nd_ != 2 || group_ != 1 || depthwise_ || !a.constants.count(1) ||
         k_ != Shape{3, 3} || stride_ != Shape{1, 1} || dil_ != Shape{1, 1} || S_ == 0)
       return;
-    // Measured against the shifted-rows GEMM (one conv, 1 and 2 threads, AVX2): 0.62-0.9 of
-    // its time from 64 channels in and out (256 -> 256 on 14 x 14: 0.62-0.66), but no gain
-    // with 32 on either side (the transforms are then a large share) or on small maps with
-    // few channels (64 -> 128 on 7 x 7: 1.05-1.15; 512 -> 512 on 7 x 7: 0.65-0.69).
-    if (mode != "1" && (C_ < 64 || M_ < 64 || C_ * M_ * S_ < (int64_t(1) << 21))) return;
+    // Measured against the shifted-rows GEMM (one conv, 1 and 2 threads, AVX2): 0.62-0.85 of
+    // its time from 64 input channels (256 -> 256 on 14 x 14: 0.65-0.67, 128 -> 32 on 28 x 28:
+    // 0.72-0.81, 64 -> 128 on 7 x 7: 0.75-0.81; 64 -> 64 on 14 x 14 0.89-1.02), no gain below
+    // (the input transform is then a large share: 32 -> 64 0.96-0.98, 48 -> 192 1.05-1.07,
+    // 16 -> 64 1.3).
+    if (mode != "1" && (C_ < 64 || M_ < 32)) return;
     const float* w = static_cast<const float*>(a.constants.at(1).data);
     std::vector<float> u(size_t(16 * M_ * C_));  // u[(xi * M + m) * C + c]
     float t[16];
@@ -536,26 +537,26 @@ class ConvKernel : public Kernel {
       apply_activation(rows, count, epi_.act, epi_.act_alpha, epi_.act_beta);
     };
     const int64_t in_scratch =
-        std::max<int64_t>(conv::winograd_input_scratch_floats(g, th), 4 * tw + 8);
+        std::max<int64_t>(conv::winograd_input_scratch_floats(g, th), 4 * th * tw);
     if (band == 0) {  // whole images, phase by phase
-      const int64_t tiles = th * tw;
-      float* V = tl_pad.get(size_t(16 * (C_ + M_) * tiles));
-      float* P = V + 16 * C_ * tiles;
+      const int64_t tiles = th * tw, vs = C_ * tiles + 16, ps = M_ * tiles + 16;
+      float* V = tl_pad.get(size_t(16 * (vs + ps)));
+      float* P = V + 16 * vs;
       for (int64_t n = 0; n < N_; ++n) {
         parallel_for(C_, 1, [&](int64_t b, int64_t e) {
           float* sc = tl_col.get(size_t(in_scratch));
           for (int64_t c = b; c < e; ++c)
-            wino_in_(g, X + (n * C_ + c) * S_in_, 0, th, V + c * tiles, C_ * tiles, sc);
+            wino_in_(g, X + (n * C_ + c) * S_in_, 0, th, V + c * tiles, vs, sc);
         });
         parallel_for(16, 1, [&](int64_t b, int64_t e) {
           for (int64_t xi = b; xi < e; ++xi)
-            sgemm(*wino_w_[size_t(xi)], false, M_, tiles, C_, 1.f, V + xi * C_ * tiles, tiles,
-                  0.f, P + xi * M_ * tiles, tiles);
+            sgemm(*wino_w_[size_t(xi)], false, M_, tiles, C_, 1.f, V + xi * vs, tiles, 0.f,
+                  P + xi * ps, tiles);
         });
         parallel_for(M_, 1, [&](int64_t b, int64_t e) {
           float* sc = tl_col.get(size_t(in_scratch));
           for (int64_t m = b; m < e; ++m) {
-            wino_out_(g, P + m * tiles, M_ * tiles, 0, th, bias ? bias[m] : 0.f,
+            wino_out_(g, P + m * tiles, ps, 0, th, bias ? bias[m] : 0.f,
                       Y + (n * M_ + m) * S_, sc);
             finish(n, m, 0, OH);
           }
@@ -569,18 +570,23 @@ class ConvKernel : public Kernel {
         const int64_t n = it / bands, tr0 = (it % bands) * band, tr1 = std::min(th, tr0 + band);
         const int64_t tiles = (tr1 - tr0) * tw;
         const int64_t scratch = std::max<int64_t>(
-            conv::winograd_input_scratch_floats(g, tr1 - tr0), 4 * tw + 8);
-        float* V = tl_col.get(size_t(16 * (C_ + M_) * tiles + scratch));
-        float* P = V + 16 * C_ * tiles;  // the 16 GEMM products, P[(xi * M + m) * tiles + t]
-        float* sc = P + 16 * M_ * tiles;
+            conv::winograd_input_scratch_floats(g, tr1 - tr0), 4 * tiles);
+        // V[xi * vs + c * tiles + t] and the 16 GEMM products P[xi * ps + m * tiles + t]. The
+        // 16 blocks sit 64 bytes off a multiple of their size: the transforms stream all 16,
+        // which at strides of a power of two (64 x 256 floats) share 8-way cache sets.
+        const int64_t vs = C_ * tiles + 16, ps = M_ * tiles + 16;
+        float* V = tl_col.get(size_t(16 * (vs + ps) + scratch));
+        float* P = V + 16 * vs;
+        float* sc = P + 16 * ps;
         for (int64_t c = 0; c < C_; ++c)
-          wino_in_(g, X + (n * C_ + c) * S_in_, tr0, tr1, V + c * tiles, C_ * tiles, sc);
+          wino_in_(g, X + (n * C_ + c) * S_in_, tr0, tr1, V + c * tiles, vs, sc);
         for (int xi = 0; xi < 16; ++xi)
-          sgemm(*wino_w_[size_t(xi)], false, M_, tiles, C_, 1.f, V + xi * C_ * tiles, tiles,
-                0.f, P + xi * M_ * tiles, tiles);
+          sgemm(*wino_w_[size_t(xi)], false, M_, tiles, C_, 1.f, V + xi * vs, tiles, 0.f,
+                P + xi * ps, tiles);
+
         const int64_t r0 = 2 * tr0, r1 = std::min(OH, 2 * tr1);
         for (int64_t m = 0; m < M_; ++m) {
-          wino_out_(g, P + m * tiles, M_ * tiles, tr0, tr1, bias ? bias[m] : 0.f,
+          wino_out_(g, P + m * tiles, ps, tr0, tr1, bias ? bias[m] : 0.f,
                     Y + (n * M_ + m) * S_, sc);
           finish(n, m, r0, r1);
         }

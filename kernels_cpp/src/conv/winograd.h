@@ -22,12 +22,13 @@ struct WinogradGeometry {
 using WinogradInputFn = void (*)(const WinogradGeometry& g, const float* x, int64_t tr0,
                                  int64_t tr1, float* v, int64_t v_stride, float* scratch);
 // Output transform of one output channel: m laid out as v above; writes output rows
-// [2 tr0, min(2 tr1, oh)) of the plane y (row stride ow), bias added. scratch: 4 * tiles_w + 8.
+// [2 tr0, min(2 tr1, oh)) of the plane y (row stride ow), bias added. scratch: 4 * the
+// band's tiles.
 using WinogradOutputFn = void (*)(const WinogradGeometry& g, const float* m, int64_t m_stride,
                                   int64_t tr0, int64_t tr1, float bias, float* y, float* scratch);
 
 inline int64_t winograd_input_scratch_floats(const WinogradGeometry& g, int64_t tile_rows) {
-  return (2 * tile_rows + 2) * 4 * (g.tiles_w() + 1) + 4 * (g.tiles_w() + 2) + 16;
+  return 8 * (tile_rows + 1) * g.tiles_w() + 2 * (g.tiles_w() + 2) + 16;
 }
 
 // U = G g G^T for one 3x3 filter g (row-major); u[xi], xi = 4u + j.

@@ -57,35 +57,35 @@ inline void wino_row(const WinogradGeometry& g, const float* x, int64_t r, int64
 
 inline void winograd_input_impl(const WinogradGeometry& g, const float* x, int64_t tr0,
                                 int64_t tr1, float* v, int64_t v_stride, float* scratch) {
-  const int64_t tw = g.tiles_w(), rows = 2 * (tr1 - tr0) + 2, ld = tw + 1;
+  // Row transforms first, into even and odd padded rows apart (row 2k + u of the band at
+  // k * tw in ev / od), so that tile (i, t), flat index q = (i - tr0) * tw + t, finds its four
+  // rows at ev[q], od[q], ev[q + tw], od[q + tw]: the column transform is then one flat loop
+  // over all tiles of the band (rows of 7-28 tiles alone are too short to vectorize).
+  const int64_t tw = g.tiles_w(), nt = tr1 - tr0, tiles = nt * tw, plane = (nt + 1) * tw;
   float* e = scratch;
   float* o = e + (tw + 2);
-  float* a = o + (tw + 2);  // a[(row * 4 + j) * ld + t]
-  for (int64_t q = 0; q < rows; ++q) {
-    float* aq = a + q * 4 * ld;
-    wino_row(g, x, 2 * tr0 + q, tw, e, o, aq, aq + ld, aq + 2 * ld, aq + 3 * ld);
-  }
-  for (int64_t i = tr0; i < tr1; ++i) {
-    const float* r0 = a + (2 * (i - tr0)) * 4 * ld;
-    const float* r1 = r0 + 4 * ld;
-    const float* r2 = r1 + 4 * ld;
-    const float* r3 = r2 + 4 * ld;
-    const int64_t base = (i - tr0) * tw;
-    for (int j = 0; j < 4; ++j) {
-      const float* __restrict p0 = r0 + j * ld;
-      const float* __restrict p1 = r1 + j * ld;
-      const float* __restrict p2 = r2 + j * ld;
-      const float* __restrict p3 = r3 + j * ld;
-      float* __restrict v0 = v + (0 + j) * v_stride + base;
-      float* __restrict v1 = v + (4 + j) * v_stride + base;
-      float* __restrict v2 = v + (8 + j) * v_stride + base;
-      float* __restrict v3 = v + (12 + j) * v_stride + base;
-      for (int64_t t = 0; t < tw; ++t) {
-        v0[t] = p0[t] - p2[t];
-        v1[t] = p1[t] + p2[t];
-        v2[t] = p2[t] - p1[t];
-        v3[t] = p1[t] - p3[t];
-      }
+  float* ev = o + (tw + 2);  // ev[j * plane + k * tw + t]: a_j of padded row 2 (tr0 + k)
+  float* od = ev + 4 * plane;
+  for (int64_t k = 0; k <= nt; ++k)
+    for (int64_t u = 0; u < 2; ++u) {
+      float* base = (u == 0 ? ev : od) + k * tw;
+      wino_row(g, x, 2 * (tr0 + k) + u, tw, e, o, base, base + plane, base + 2 * plane,
+               base + 3 * plane);
+    }
+  for (int j = 0; j < 4; ++j) {
+    const float* __restrict e0 = ev + j * plane;
+    const float* __restrict o0 = od + j * plane;
+    const float* __restrict e1 = e0 + tw;
+    const float* __restrict o1 = o0 + tw;
+    float* __restrict v0 = v + (0 + j) * v_stride;
+    float* __restrict v1 = v + (4 + j) * v_stride;
+    float* __restrict v2 = v + (8 + j) * v_stride;
+    float* __restrict v3 = v + (12 + j) * v_stride;
+    for (int64_t q = 0; q < tiles; ++q) {
+      v0[q] = e0[q] - e1[q];
+      v1[q] = o0[q] + e1[q];
+      v2[q] = e1[q] - o0[q];
+      v3[q] = o0[q] - o1[q];
     }
   }
 }
@@ -93,42 +93,62 @@ inline void winograd_input_impl(const WinogradGeometry& g, const float* x, int64
 inline void winograd_output_impl(const WinogradGeometry& g, const float* m, int64_t m_stride,
                                  int64_t tr0, int64_t tr1, float bias, float* y,
                                  float* scratch) {
-  const int64_t tw = g.tiles_w();
+  // All tiles of the band in one flat loop into the four output phases, then rows.
+  const int64_t tw = g.tiles_w(), tiles = (tr1 - tr0) * tw;
   float* __restrict y00 = scratch;
-  float* __restrict y01 = y00 + tw;
-  float* __restrict y10 = y01 + tw;
-  float* __restrict y11 = y10 + tw;
-  for (int64_t i = tr0; i < tr1; ++i) {
-    const int64_t base = (i - tr0) * tw;
-    const float* mm[16];
-    for (int xi = 0; xi < 16; ++xi) mm[xi] = m + xi * m_stride + base;
-    for (int64_t t = 0; t < tw; ++t) {
+  float* __restrict y01 = y00 + tiles;
+  float* __restrict y10 = y01 + tiles;
+  float* __restrict y11 = y10 + tiles;
+  {
+    const float* __restrict m0 = m;
+    const float* __restrict m1 = m + m_stride;
+    const float* __restrict m2 = m + 2 * m_stride;
+    const float* __restrict m3 = m + 3 * m_stride;
+    const float* __restrict m4 = m + 4 * m_stride;
+    const float* __restrict m5 = m + 5 * m_stride;
+    const float* __restrict m6 = m + 6 * m_stride;
+    const float* __restrict m7 = m + 7 * m_stride;
+    const float* __restrict m8 = m + 8 * m_stride;
+    const float* __restrict m9 = m + 9 * m_stride;
+    const float* __restrict m10 = m + 10 * m_stride;
+    const float* __restrict m11 = m + 11 * m_stride;
+    const float* __restrict m12 = m + 12 * m_stride;
+    const float* __restrict m13 = m + 13 * m_stride;
+    const float* __restrict m14 = m + 14 * m_stride;
+    const float* __restrict m15 = m + 15 * m_stride;
+    for (int64_t q = 0; q < tiles; ++q) {
       // Along u: s0j = m0j + m1j + m2j, s1j = m1j - m2j - m3j; then along j the same.
-      const float s00 = mm[0][t] + mm[4][t] + mm[8][t], s10 = mm[4][t] - mm[8][t] - mm[12][t];
-      const float s01 = mm[1][t] + mm[5][t] + mm[9][t], s11 = mm[5][t] - mm[9][t] - mm[13][t];
-      const float s02 = mm[2][t] + mm[6][t] + mm[10][t], s12 = mm[6][t] - mm[10][t] - mm[14][t];
-      const float s03 = mm[3][t] + mm[7][t] + mm[11][t], s13 = mm[7][t] - mm[11][t] - mm[15][t];
-      y00[t] = s00 + s01 + s02 + bias;
-      y01[t] = s01 - s02 - s03 + bias;
-      y10[t] = s10 + s11 + s12 + bias;
-      y11[t] = s11 - s12 - s13 + bias;
+      const float s00 = m0[q] + m4[q] + m8[q], s10 = m4[q] - m8[q] - m12[q];
+      const float s01 = m1[q] + m5[q] + m9[q], s11 = m5[q] - m9[q] - m13[q];
+      const float s02 = m2[q] + m6[q] + m10[q], s12 = m6[q] - m10[q] - m14[q];
+      const float s03 = m3[q] + m7[q] + m11[q], s13 = m7[q] - m11[q] - m15[q];
+      y00[q] = s00 + s01 + s02 + bias;
+      y01[q] = s01 - s02 - s03 + bias;
+      y10[q] = s10 + s11 + s12 + bias;
+      y11[q] = s11 - s12 - s13 + bias;
     }
-    // Interleave the even and odd output columns; an odd ow drops the last odd column.
-    const int64_t oh0 = 2 * i;
+  }
+  // Interleave the even and odd output columns; an odd ow drops the last odd column.
+  const int64_t pairs = g.ow / 2;
+  for (int64_t i = tr0; i < tr1; ++i) {
+    const int64_t oh0 = 2 * i, base = (i - tr0) * tw;
     float* row0 = y + oh0 * g.ow;
-    const int64_t pairs = g.ow / 2;
+    const float* __restrict a = y00 + base;
+    const float* __restrict b = y01 + base;
     for (int64_t t = 0; t < pairs; ++t) {
-      row0[2 * t] = y00[t];
-      row0[2 * t + 1] = y01[t];
+      row0[2 * t] = a[t];
+      row0[2 * t + 1] = b[t];
     }
-    if (g.ow & 1) row0[g.ow - 1] = y00[pairs];
+    if (g.ow & 1) row0[g.ow - 1] = a[pairs];
     if (oh0 + 1 < g.oh) {
       float* row1 = row0 + g.ow;
+      const float* __restrict c = y10 + base;
+      const float* __restrict d = y11 + base;
       for (int64_t t = 0; t < pairs; ++t) {
-        row1[2 * t] = y10[t];
-        row1[2 * t + 1] = y11[t];
+        row1[2 * t] = c[t];
+        row1[2 * t + 1] = d[t];
       }
-      if (g.ow & 1) row1[g.ow - 1] = y10[pairs];
+      if (g.ow & 1) row1[g.ow - 1] = c[pairs];
     }
   }
 }

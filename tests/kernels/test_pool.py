@@ -75,6 +75,20 @@ def run_all_cases() -> None:
             check_native("AveragePool", 19, {"x": x}, cfg, rtol=1e-5, atol=1e-6)
         for op in ("GlobalAveragePool", "GlobalMaxPool"):
             check_native(op, 22, {"x": x}, rtol=1e-5, atol=1e-6)
+    # A window covering the whole unpadded plane (Inception's last 7x7 AveragePool) runs as a
+    # global pool; with padding or Indices it stays a window pool.
+    for shape in [(1, 16, 7, 7), (2, 3, 5, 9), (1, 2, 1, 1), (2, 3, 17)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        whole = {"kernel_shape": list(shape[2:])}
+        cfgs = [whole, dict(whole, strides=[2] * (len(shape) - 2))]
+        if min(shape[2:]) > 1:  # (onnxruntime wants pads smaller than the window)
+            cfgs.append(dict(whole, pads=[1] * (2 * (len(shape) - 2))))
+        for cfg in cfgs:
+            check_native("MaxPool", 12, {"x": x}, cfg, outputs=("y",), rtol=0, atol=0)
+            check_native("MaxPool", 12, {"x": x}, cfg, outputs=("y", "i"), rtol=0, atol=0)
+            for include in (0, 1):
+                check_native("AveragePool", 19, {"x": x}, dict(cfg, count_include_pad=include),
+                             rtol=1e-5, atol=1e-6)
     # Global pools over 3-D spatial axes, and big planes (vector accumulators).
     for shape in [(1, 3, 2, 3, 5), (2, 8, 57, 61)]:
         x = rng.standard_normal(shape).astype(np.float32)

@@ -164,13 +164,23 @@ void pack_b_block(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
                   int64_t np1, float* out) {
   const int NR = I.nr;
   if (!trans) {
+    // Whole panels first, with a copy of constant size (inlined: a memcpy call per 64-byte
+    // row segment cost a third of a K = 64 GEMM), then the last partial panel.
+    const int64_t full_end = std::min(np1, np0 + std::max<int64_t>(0, (N - np0 * NR) / NR));
     for (int64_t k = 0; k < kc; ++k) {
       const float* src = rows ? rows[pc + k] : B + (pc + k) * ldb;
-      for (int64_t p = np0; p < np1; ++p) {
+      float* d = out + k * NR;
+      int64_t p = np0;
+      if (NR == 16) {
+        for (; p < full_end; ++p) std::memcpy(d + (p - np0) * kc * NR, src + p * 16, 64);
+      } else if (NR == 32) {
+        for (; p < full_end; ++p) std::memcpy(d + (p - np0) * kc * NR, src + p * 32, 128);
+      }
+      for (; p < np1; ++p) {
         const int64_t j0 = p * NR, nn = std::min<int64_t>(NR, N - j0);
-        float* d = out + (p - np0) * kc * NR + k * NR;
-        std::memcpy(d, src + j0, nn * sizeof(float));
-        for (int64_t j = nn; j < NR; ++j) d[j] = 0.f;
+        float* dp = d + (p - np0) * kc * NR;
+        std::memcpy(dp, src + j0, nn * sizeof(float));
+        for (int64_t j = nn; j < NR; ++j) dp[j] = 0.f;
       }
     }
     return;

@@ -96,10 +96,15 @@ class MaxPoolKernel : public Kernel {
   MaxPlaneFn fn_;
 };
 
+std::unique_ptr<Kernel> whole_plane_pool(const KernelArgs& a, const Geometry& g,
+                                         const Planes& p, bool mean);
+
 std::unique_ptr<Kernel> make_maxpool(const KernelArgs& a) {
   check_f32(a, "MaxPool");
   Planes p;
   Geometry g = geometry(a, p);
+  if (a.out_shapes.size() == 1)
+    if (auto k = whole_plane_pool(a, g, p, false)) return k;
   const bool indices = a.params.get_int("indices", 0) != 0;
   if (indices && (a.out_shapes.size() != 2 || a.out_dtypes[1] != DType::i64 ||
                   a.out_shapes[1] != a.out_shapes[0]))
@@ -170,6 +175,8 @@ std::unique_ptr<Kernel> make_avgpool(const KernelArgs& a) {
   const size_t nd = a.in_shapes[0].size() - 2;
   if (pe.empty()) pe.assign(nd, 0);
   if (nd == 1) pe.insert(pe.begin(), 0);
+  if (pe[0] == 0 && pe[1] == 0)
+    if (auto k = whole_plane_pool(a, g, p, true)) return k;
   std::vector<float> ch = include_pad ? tap_counts(g.OH, g.KH, g.SH, g.DH, g.PT, -g.PT,
                                                    g.H + pe[0])
                                       : tap_counts(g.OH, g.KH, g.SH, g.DH, g.PT, 0, g.H);
@@ -201,6 +208,21 @@ class GlobalKernel : public Kernel {
   bool mean_;
   ReduceFn fn_;
 };
+
+// A window that covers the whole unpadded plane once (Inception's final 7x7 AveragePool on
+// 7x7 maps) is a global pool: one reduction per plane instead of the window loop.
+std::unique_ptr<Kernel> whole_plane_pool(const KernelArgs& a, const Geometry& g,
+                                         const Planes& p, bool mean) {
+  if (g.OH != 1 || g.OW != 1 || g.KH != g.H || g.KW != g.W || g.PT != 0 || g.PL != 0 ||
+      g.DH != 1 || g.DW != 1 || p.in_size == 0 || a.params.get_int("indices", 0) != 0)
+    return nullptr;
+  std::vector<int64_t> pe = a.params.has("pads_end") ? a.params.get_ints("pads_end")
+                                                     : std::vector<int64_t>();
+  for (int64_t v : pe)
+    if (v != 0) return nullptr;
+  const Table& t = table_for(active_isa());
+  return std::make_unique<GlobalKernel>(p.count, p.in_size, mean, mean ? t.sum : t.max);
+}
 
 template <bool Mean> std::unique_ptr<Kernel> make_global(const KernelArgs& a) {
   check_f32(a, Mean ? "GlobalAveragePool" : "GlobalMaxPool");

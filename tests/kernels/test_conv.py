@@ -51,6 +51,9 @@ SCRIPT = textwrap.dedent("""
         (1, 32, 20, 23, 32, 32, 3, 1, 1, 1), # depthwise, flat padded plane (rows of 23)
         (1, 5, 12, 12, 5, 5, 5, 1, 2, 1),    # depthwise 5x5 unrolled
         (1, 4, 30, 70, 4, 4, 3, 2, 1, 1),    # depthwise stride 2, 35 wide: 4 vectors + tail
+        (1, 5, 28, 28, 5, 5, 3, 2, 1, 1),    # depthwise stride 2 on four phase planes
+        (1, 3, 33, 40, 3, 3, 5, 2, (2, 1, 1, 2), 1),  # 5x5 stride 2 phases, asymmetric pads
+        (1, 4, 35, 36, 4, 4, 3, 2, 0, 1),    # 3x3 stride 2 phases, no padding, odd rows
     ]
     acts = [("", []), ("relu", []), ("clip", [-0.5, 0.5]), ("silu", []), ("gelu", []),
             ("leaky_relu", [0.1])]

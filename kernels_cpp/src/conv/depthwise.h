@@ -26,10 +26,14 @@ using DepthwisePaddedFn = void (*)(const DepthwiseGeometry& g, const float* x, c
                                    float bias, const float* z, float* y, float* tmp,
                                    const float* clamp_lo_hi);
 // (the padded plane, slack, and for stride 1 the flat output rows at the padded width).
+// (Stride 2: the four phase planes, then the flat rows at the phase width, each with slack
+// for a block of four vectors.)
 inline int64_t depthwise_padded_scratch_floats(const DepthwiseGeometry& g) {
   const int64_t hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
   const int64_t wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-  return 2 * hp * wp + 128;
+  const int64_t hq = (hp + 1) / 2, wq = (wp + 1) / 2;
+  const int64_t phased = 4 * hq * wq + g.oh * wq + 4 * 64 + 64;
+  return (2 * hp * wp + 128 > phased ? 2 * hp * wp + 128 : phased);
 }
 void depthwise_padded_scalar(const DepthwiseGeometry&, const float*, const float*, float,
                              const float*, float*, float*, const float*);
@@ -37,6 +41,15 @@ void depthwise_padded_avx2(const DepthwiseGeometry&, const float*, const float*,
                            const float*, float*, float*, const float*);
 void depthwise_padded_avx512(const DepthwiseGeometry&, const float*, const float*, float,
                              const float*, float*, float*, const float*);
+
+// Stride 2 on both axes, a 3x3 or 5x5 kernel, dilation 1: the padded plane split into four
+// phases, one flat loop (see dw_s2_phased). Same arguments and scratch as the padded form.
+void depthwise_s2_phased_scalar(const DepthwiseGeometry&, const float*, const float*, float,
+                                const float*, float*, float*, const float*);
+void depthwise_s2_phased_avx2(const DepthwiseGeometry&, const float*, const float*, float,
+                              const float*, float*, float*, const float*);
+void depthwise_s2_phased_avx512(const DepthwiseGeometry&, const float*, const float*, float,
+                                const float*, float*, float*, const float*);
 
 void depthwise_plane_scalar(const DepthwiseGeometry&, const float*, const float*, float,
                             const float*, float*, float*);

@@ -14,6 +14,12 @@ void depthwise_padded_scalar(const DepthwiseGeometry& g, const float* x, const f
   depthwise_padded_impl(g, x, w, b, z, y, tmp, clamp_lo_hi);
 }
 
+void depthwise_s2_phased_scalar(const DepthwiseGeometry& g, const float* x, const float* w,
+                              float b, const float* z, float* y, float* tmp,
+                              const float* clamp_lo_hi) {
+  depthwise_s2_phased_impl(g, x, w, b, z, y, tmp, clamp_lo_hi);
+}
+
 void depthwise_block8_scalar(const DepthwiseGeometry& g, const float* x, int64_t s_in,
                            const float* w, const float* bias8, const float* z, float* y,
                            int64_t s_out, float* tmp) {

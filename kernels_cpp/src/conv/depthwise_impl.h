@@ -193,16 +193,96 @@ void dw3x3_s1_fixed(const float* x, const float* w, float b0, const float* z, fl
   int j = 0;
   for (; j + 4 * vw <= n; j += 4 * vw) dw_block<1, 4, 3>(tmp, WP, w, 3, 3, 1, 1, b0, nullptr, flat, j);
   for (; j < n; j += vw) dw_block<1, 1, 3>(tmp, WP, w, 3, 3, 1, 1, b0, nullptr, flat, j);
-  const float lo = clamp_lo_hi ? clamp_lo_hi[0] : 0.f, hi = clamp_lo_hi ? clamp_lo_hi[1] : 0.f;
-  for (int oh = 0; oh < N; ++oh) {
-    const float* src = flat + oh * WP;
-    float* yr = y + oh * N;
-    const float* zr = z ? z + oh * N : nullptr;
-    for (int i = 0; i < N; ++i) {
-      float v = src[i] + (zr ? zr[i] : 0.f);
-      yr[i] = clamp_lo_hi ? clamp(v, lo, hi) : v;
-    }
+  // Residual and clamp on the flat rows in whole vectors (the slack after them is scratch),
+  // then rows of a constant size out: per element, the clamp and its branches cost as much
+  // as the 9 taps on 7x7 planes.
+  if (z)
+    for (int oh = 0; oh < N; ++oh)
+      for (int i = 0; i < N; ++i) flat[oh * WP + i] += z[oh * N + i];
+  if (clamp_lo_hi) {
+    const Vec lo = C<Vec>(clamp_lo_hi[0]), hi = C<Vec>(clamp_lo_hi[1]);
+    for (int i = 0; i < n; i += vw) store(flat + i, clamp(L<Vec>(flat + i), lo, hi));
   }
+  for (int oh = 0; oh < N; ++oh)
+    __builtin_memcpy(y + oh * N, flat + oh * WP, sizeof(float) * N);
+}
+
+// Stride 2, K x K (3 or 5), dilation 1: the padded plane split into its four phases (even /
+// odd rows x even / odd columns, each Hq x Wq), where tap (kh, kw) of output (oh, ow) is
+// phase (kh % 2, kw % 2) at (oh + kh / 2, ow + kw / 2): a stride-1 read. So one flat loop over
+// j = oh * Wq + ow computes all rows at the phase width (one or two junk columns per row),
+// four vectors at a time with every load contiguous; then rows of OW are copied out. Planes
+// of 7-28 outputs per row ran 2-4x slower row by row (deinterleaving loads, short rows).
+template <int K>
+void dw_s2_phased(const DepthwiseGeometry& g, const float* x, const float* w, float b0,
+                  const float* z, float* y, float* tmp, const float* clamp_lo_hi) {
+  using namespace ::ferry::simd;
+  constexpr int vw = W<Vec>();
+  const int64_t IH = g.ih, IW = g.iw, OH = g.oh, OW = g.ow;
+  const int64_t HP = (OH - 1) * 2 + K, WP = (OW - 1) * 2 + K;
+  const int64_t Hq = (HP + 1) / 2, Wq = (WP + 1) / 2, plane = Hq * Wq;
+  // Phase (a, b) at tmp + (2a + b) * plane: row i of phase a is padded row 2i + a, its even
+  // and odd columns in phases b = 0 and 1. Columns [j0, j1) have both inside the input (a
+  // plain deinterleave); the few others are checked.
+  const int64_t j0 = dw_min(Wq, (g.pw + 1) / 2);
+  const int64_t last = IW + g.pw - 2;  // the largest 2j with column 2j + 1 inside
+  const int64_t j1 = dw_max(j0, dw_min(Wq, last >= 0 ? last / 2 + 1 : 0));
+  for (int64_t i = 0; i < Hq; ++i)
+    for (int64_t a = 0; a < 2; ++a) {
+      float* __restrict e = tmp + 2 * a * plane + i * Wq;
+      float* __restrict o = e + plane;
+      const int64_t ih = 2 * i + a - g.ph;
+      if (2 * i + a >= HP || ih < 0 || ih >= IH) {
+        for (int64_t j = 0; j < Wq; ++j) e[j] = o[j] = 0.f;
+        continue;
+      }
+      const float* xr = x + ih * IW - g.pw;  // xr[c] = padded column c
+      for (int64_t j = 0; j < Wq; ++j) {
+        if (j == j0) j = j1;
+        if (j >= Wq) break;
+        const int64_t c = 2 * j - g.pw;
+        e[j] = (c >= 0 && c < IW) ? x[ih * IW + c] : 0.f;
+        o[j] = (c + 1 >= 0 && c + 1 < IW) ? x[ih * IW + c + 1] : 0.f;
+      }
+      for (int64_t j = j0; j < j1; ++j) {
+        e[j] = xr[2 * j];
+        o[j] = xr[2 * j + 1];
+      }
+    }
+  for (int64_t i = 4 * plane; i < 4 * plane + 4 * vw; ++i) tmp[i] = 0.f;
+  const float* tap[K * K];
+  for (int kh = 0; kh < K; ++kh)
+    for (int kw = 0; kw < K; ++kw)
+      tap[kh * K + kw] = tmp + (2 * (kh & 1) + (kw & 1)) * plane + (kh >> 1) * Wq + (kw >> 1);
+  float* flat = tmp + 4 * plane + 4 * vw;
+  const int64_t n = (OH - 1) * Wq + OW;
+  const Vec bias = C<Vec>(b0);
+  int64_t j = 0;
+  for (; j < n; j += 4 * vw) {  // the flat buffer and the phases have slack for the last block
+    Vec a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+#pragma GCC unroll 25
+    for (int t = 0; t < K * K; ++t) {
+      const Vec wv = C<Vec>(w[t]);
+      const float* p = tap[t] + j;
+      a0 = fmadd(wv, L<Vec>(p), a0);
+      a1 = fmadd(wv, L<Vec>(p + vw), a1);
+      a2 = fmadd(wv, L<Vec>(p + 2 * vw), a2);
+      a3 = fmadd(wv, L<Vec>(p + 3 * vw), a3);
+    }
+    store(flat + j, a0);
+    store(flat + j + vw, a1);
+    store(flat + j + 2 * vw, a2);
+    store(flat + j + 3 * vw, a3);
+  }
+  if (z)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t i = 0; i < OW; ++i) flat[oh * Wq + i] += z[oh * OW + i];
+  if (clamp_lo_hi) {
+    const Vec lo = C<Vec>(clamp_lo_hi[0]), hi = C<Vec>(clamp_lo_hi[1]);
+    for (int64_t i = 0; i < n; i += vw) store(flat + i, clamp(L<Vec>(flat + i), lo, hi));
+  }
+  for (int64_t oh = 0; oh < OH; ++oh)
+    for (int64_t i = 0; i < OW; ++i) y[oh * OW + i] = flat[oh * Wq + i];
 }
 
 // clamp_lo_hi: null, or [lo, hi] applied to the outputs (a fused ReLU / Clip; NaN kept).
@@ -303,6 +383,17 @@ void depthwise_padded_impl(const DepthwiseGeometry& g, const float* x, const flo
       for (; i < OW; ++i) yr[i] = clamp(yr[i], clamp_lo_hi[0], clamp_lo_hi[1]);
     }
   }
+}
+
+// Stride-2 3x3 / 5x5 planes (dilation 1): dw_s2_phased. Kept out of depthwise_padded_impl:
+// one more early return there made GCC 12 compile its stride-1 loops 3-8x slower.
+void depthwise_s2_phased_impl(const DepthwiseGeometry& g, const float* x, const float* w,
+                              float b0, const float* z, float* y, float* tmp,
+                              const float* clamp_lo_hi) {
+  if (g.kh == 3)
+    dw_s2_phased<3>(g, x, w, b0, z, y, tmp, clamp_lo_hi);
+  else
+    dw_s2_phased<5>(g, x, w, b0, z, y, tmp, clamp_lo_hi);
 }
 
 }  // namespace

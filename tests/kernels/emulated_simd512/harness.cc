@@ -203,13 +203,14 @@ using DwPadded = void (*)(const ferry::conv::DepthwiseGeometry&, const float*, c
                           float, const float*, float*, float*, const float*);
 using DwBlock8 = void (*)(const ferry::conv::DepthwiseGeometry&, const float*, int64_t,
                           const float*, const float*, const float*, float*, int64_t, float*);
-void check_depthwise(std::mt19937& rng, DwPadded padded, DwBlock8 block8) {
+void check_depthwise(std::mt19937& rng, DwPadded padded, DwBlock8 block8, DwPadded phased) {
   using ferry::conv::DepthwiseGeometry;
   struct C { int64_t h, w, k, s, d, p; };
   const C cs[] = {{20, 23, 3, 1, 1, 1}, {30, 70, 3, 2, 1, 1}, {12, 12, 5, 1, 1, 2},
                   {14, 40, 5, 2, 1, 2}, {9, 33, 3, 1, 2, 2}, {7, 7, 3, 1, 1, 1},
                   {11, 50, 7, 1, 1, 3}, {16, 37, 3, 2, 1, 0}, {14, 14, 3, 1, 1, 1},
-                  {28, 28, 3, 1, 1, 1}};
+                  {28, 28, 3, 1, 1, 1}, {28, 28, 3, 2, 1, 1}, {15, 17, 5, 2, 1, 2},
+                  {9, 9, 3, 2, 1, 0}};
   for (const C& c : cs) {
     const int64_t span = (c.k - 1) * c.d + 1;
     const int64_t oh = (c.h + 2 * c.p - span) / c.s + 1, ow = (c.w + 2 * c.p - span) / c.s + 1;
@@ -240,6 +241,18 @@ void check_depthwise(std::mt19937& rng, DwPadded padded, DwBlock8 block8) {
           expect("depthwise_padded_clip", no, i, ya[i], std::fmin(0.7f, std::fmax(-0.5f, ys[i])),
                  1e-5f, 1e-5f);
       }
+      if (c.s == 2 && c.d == 1 && (c.k == 3 || c.k == 5)) {  // the four-phase stride-2 loop
+        const float lohi[2] = {-0.5f, 0.7f};
+        for (int clip = 0; clip < 2; ++clip) {
+          for (int l = 0; l < 8; ++l)
+            phased(g, x.data() + l * c.h * c.w, wt.data() + l * c.k * c.k, b8[l],
+                   with_z ? z.data() + l * no : nullptr, ya.data() + l * no, tmp.data(),
+                   clip ? lohi : nullptr);
+          for (int i = 0; i < 8 * no; ++i)
+            expect("depthwise_s2_phased", no, i, ya[i],
+                   clip ? std::fmin(0.7f, std::fmax(-0.5f, ys[i])) : ys[i], 1e-5f, 1e-5f);
+        }
+      }
       const int64_t hp = (oh - 1) * c.s + span, wp = (ow - 1) * c.s + span;
       std::vector<float> t8((hp * wp + no + c.k * c.k) * 8);
       block8(g, x.data(), c.h * c.w, wt.data(), b8.data(), with_z ? z.data() : nullptr, ya.data(),
@@ -258,14 +271,16 @@ int main() {
   check_pool(rng, ferry::pool::table_avx512());
   check_softmax(rng, ferry::softmax::table_avx512());
   check_normalization(rng, ferry::normalization::table_avx512());
-  check_depthwise(rng, ferry::conv::depthwise_padded_avx512, ferry::conv::depthwise_block8_avx512);
+  check_depthwise(rng, ferry::conv::depthwise_padded_avx512, ferry::conv::depthwise_block8_avx512,
+                  ferry::conv::depthwise_s2_phased_avx512);
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     g_isa = "avx2";
     check_elementwise(rng, ferry::elementwise::table_avx2());
     check_pool(rng, ferry::pool::table_avx2());
     check_softmax(rng, ferry::softmax::table_avx2());
     check_normalization(rng, ferry::normalization::table_avx2());
-    check_depthwise(rng, ferry::conv::depthwise_padded_avx2, ferry::conv::depthwise_block8_avx2);
+    check_depthwise(rng, ferry::conv::depthwise_padded_avx2, ferry::conv::depthwise_block8_avx2,
+                    ferry::conv::depthwise_s2_phased_avx2);
   }
   std::printf("TOTAL %d mismatches in %ld values\n", g_bad, g_checked);
   return g_bad != 0;

@@ -121,6 +121,20 @@ SCRIPT = textwrap.dedent("""
                               [ref.shape], ["float32"], {{1: wt, 2: b}})
         kern.run([x, None, None, y], [y])
         np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4, err_msg=f"in place {{(h, w, s)}}")
+    # The same for convs with one group (Winograd, shifted rows, im2col, pointwise).
+    for (c, m, h, k, s) in [(64, 32, 14, 3, 1), (8, 8, 11, 3, 1), (4, 6, 9, 3, 2), (5, 7, 6, 1, 1)]:
+        x = rng.standard_normal((1, c, h, h)).astype(np.float32)
+        wt = rng.standard_normal((m, c, k, k)).astype(np.float32)
+        p = k // 2
+        attrs = dict(group=1, strides=[s, s], dilations=[1, 1], pads=[p] * 4, kernel_shape=[k, k])
+        ref = conv_ops.conv(x, wt, None, **attrs)
+        y = rng.standard_normal(ref.shape).astype(np.float32)
+        ref = ref + y
+        kern = fk.make_kernel("Conv", attrs, [x.shape, wt.shape, (m,), y.shape], ["float32",
+                              "float32", None, "float32"], [ref.shape], ["float32"], {{1: wt}})
+        kern.run([x, None, None, y], [y])
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4,
+                                   err_msg=f"in place, one group {{(c, m, h, k, s)}}")
     # Winograd F(2x2, 3x3) (3x3, stride 1, dilation 1, one group): forced on for every size
     # (FERRY_CONV_WINOGRAD=1, read when a kernel is made), then the default choice. Small maps
     # on 2 threads run phase by phase, larger ones in bands of tile rows.

@@ -226,8 +226,11 @@ class ConvKernel : public Kernel {
     const float* Z = has_z_ ? static_cast<const float*>(in[3]) : nullptr;
     if (N_ == 0 || M_ == 0 || S_ == 0) return;
     if (depthwise_) return run_depthwise(X, W, bias, Z, Y);
-    if (!wino_w_.empty()) return run_winograd(X, bias, Z, Y);
-    if (shifted_) return run_shifted(X, bias, Z, Y);
+    // A residual given in Y's own buffer: the Winograd and shifted-rows paths write Y before
+    // they read Z, so it takes the GEMM path below, which starts from C = Z.
+    const bool z_in_y = Z != nullptr && Z == Y;
+    if (!wino_w_.empty() && !z_in_y) return run_winograd(X, bias, Z, Y);
+    if (shifted_ && !z_in_y) return run_shifted(X, bias, Z, Y);
 
     // Work items: (image, group, chunk of output positions).
     const GemmGeometry geo = gemm_geometry();

@@ -25,21 +25,25 @@
 namespace ferry {
 
 namespace conv {
-void winograd_filter(const float* g, float* u) {
-  // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; u = G g G^T.
-  float t[4][3];  // G g
-  for (int j = 0; j < 3; ++j) {
-    t[0][j] = g[j];
-    t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-    t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-    t[3][j] = g[6 + j];
-  }
-  for (int i = 0; i < 4; ++i) {
-    u[4 * i + 0] = t[i][0];
-    u[4 * i + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-    u[4 * i + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-    u[4 * i + 3] = t[i][2];
-  }
+void winograd_filter(const float* g, float* u, int64_t m) {
+  // u = G g G^T. F(2x2, 3x3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. F(4x4, 3x3):
+  // G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
+  static const double g2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  static const double g4[6][3] = {{0.25, 0, 0},
+                                  {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                  {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                  {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                  {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                  {0, 0, 1}};
+  const int n = m == 4 ? 6 : 4;
+  auto G = [&](int i, int k) { return m == 4 ? g4[i][k] : g2[i][k]; };
+  double t[6][3];  // G g, in double: the weights are rounded to float once
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < 3; ++j)
+      t[i][j] = G(i, 0) * g[j] + G(i, 1) * g[3 + j] + G(i, 2) * g[6 + j];
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j)
+      u[n * i + j] = static_cast<float>(t[i][0] * G(j, 0) + t[i][1] * G(j, 1) + t[i][2] * G(j, 2));
 }
 }  // namespace conv
 
@@ -470,7 +474,8 @@ class ConvKernel : public Kernel {
   // Winograd F(2x2, 3x3) (winograd.h) for 3x3 / stride 1 / dilation 1 convs with constant
   // weights and one group: 16 GEMMs with K = C instead of one with K = 9C. Only where the
   // channels keep those GEMMs efficient and the map has enough tiles; FERRY_CONV_WINOGRAD=0
-  // turns it off, =1 takes every conv of that form (tests reach small shapes with it).
+  // turns it off, =1 takes every conv of that form (tests reach small shapes with it), =2 / =4
+  // also fix the output tile.
   void setup_winograd(const KernelArgs& a) {
     const char* env = std::getenv("FERRY_CONV_WINOGRAD");
     const std::string mode = env ? env : "";
@@ -482,16 +487,23 @@ class ConvKernel : public Kernel {
     // 0.72-0.81, 64 -> 128 on 7 x 7: 0.75-0.81; 64 -> 64 on 14 x 14 0.89-1.02), no gain below
     // (the input transform is then a large share: 32 -> 64 0.96-0.98, 48 -> 192 1.05-1.07,
     // 16 -> 64 1.3).
-    if (mode != "1" && (C_ < 64 || M_ < 32)) return;
+    const bool forced = mode == "1" || mode == "2" || mode == "4";
+    if (!forced && (C_ < 64 || M_ < 32)) return;
+    // F(4x4, 3x3) on maps of 24 x 24 and more: 36 GEMMs on a quarter of the tiles do 0.56 of
+    // F(2x2)'s multiplies, and its transforms move fewer values per output (measured 0.7-0.85
+    // of F(2x2)'s time on 27-56 maps, 1 and 2 threads). On 14 x 14 maps both tie, and on 7 x 7
+    // the 4 tiles make GEMMs too narrow (2x slower): F(2x2).
+    wino_m_ = mode == "2" ? 2 : mode == "4" ? 4 : (out_[0] >= 24 && out_[1] >= 24 ? 4 : 2);
+    const int64_t nxi = (wino_m_ + 2) * (wino_m_ + 2);
     const float* w = static_cast<const float*>(a.constants.at(1).data);
-    std::vector<float> u(size_t(16 * M_ * C_));  // u[(xi * M + m) * C + c]
-    float t[16];
+    std::vector<float> u(size_t(nxi * M_ * C_));  // u[(xi * M + m) * C + c]
+    float t[36];
     for (int64_t m = 0; m < M_; ++m)
       for (int64_t c = 0; c < C_; ++c) {
-        conv::winograd_filter(w + (m * C_ + c) * 9, t);
-        for (int xi = 0; xi < 16; ++xi) u[size_t((xi * M_ + m) * C_ + c)] = t[xi];
+        conv::winograd_filter(w + (m * C_ + c) * 9, t, wino_m_);
+        for (int64_t xi = 0; xi < nxi; ++xi) u[size_t((xi * M_ + m) * C_ + c)] = t[xi];
       }
-    for (int xi = 0; xi < 16; ++xi)
+    for (int64_t xi = 0; xi < nxi; ++xi)
       wino_w_.push_back(std::make_unique<PackedA>(false, M_, C_, u.data() + xi * M_ * C_, C_));
     switch (active_isa()) {
       case Isa::avx512:
@@ -513,23 +525,24 @@ class ConvKernel : public Kernel {
   // the map is too small to split (then the phases of one image run one after the other,
   // each spread over the threads).
   int64_t winograd_band(int threads) const {
-    const int64_t th = (out_[0] + 1) / 2, tw = (out_[1] + 1) / 2;
+    const int64_t th = ceil_div(out_[0], wino_m_), tw = ceil_div(out_[1], wino_m_);
     // ~kWinogradTiles tiles per band: GEMMs wide enough for the 16-column panels, and V / P
     // scratch (16 (C + M) floats per tile) that stays near L2.
-    int64_t band = std::min(th, std::max<int64_t>(1, ceil_div(kWinogradTiles, tw)));
+    const int64_t target = kWinogradTiles * 4 / (wino_m_ * wino_m_);  // the same map area
+    int64_t band = std::min(th, std::max<int64_t>(1, ceil_div(target, tw)));
     const int64_t bands = ceil_div(th, band);
     if (threads > 1 && (N_ * bands) % threads) {  // whole rounds for the threads
       const int64_t want = ceil_div(ceil_div(N_ * bands, threads) * threads, N_);
       if (want > th) return 0;
       band = ceil_div(th, want);
     }
-    if (threads > 1 && band * tw < kWinogradTiles / 4) return 0;  // bands too thin for GEMMs
+    if (threads > 1 && band * tw < target / 4) return 0;  // bands too thin for GEMMs
     return band;
   }
 
   void run_winograd(const float* X, const float* bias, const float* Z, float* Y) const {
-    const conv::WinogradGeometry g{in_[0], in_[1], out_[0], out_[1], pad_[0], pad_[1]};
-    const int64_t th = g.tiles_h(), tw = g.tiles_w();
+    const conv::WinogradGeometry g{in_[0], in_[1], out_[0], out_[1], pad_[0], pad_[1], wino_m_};
+    const int64_t th = g.tiles_h(), tw = g.tiles_w(), nxi = g.positions();
     const int64_t band = winograd_band(num_threads());
     const int64_t OH = out_[0], OW = out_[1];
     // Bias, residual and activation of output channel m over output rows [r0, r1).
@@ -543,18 +556,19 @@ class ConvKernel : public Kernel {
       apply_activation(rows, count, epi_.act, epi_.act_alpha, epi_.act_beta);
     };
     const int64_t in_scratch =
-        std::max<int64_t>(conv::winograd_input_scratch_floats(g, th), 4 * th * tw);
+        std::max(conv::winograd_input_scratch_floats(g, th),
+                 conv::winograd_output_scratch_floats(g, th * tw));
     if (band == 0) {  // whole images, phase by phase
       const int64_t tiles = th * tw, vs = C_ * tiles + 16, ps = M_ * tiles + 16;
-      float* V = tl_pad.get(size_t(16 * (vs + ps)));
-      float* P = V + 16 * vs;
+      float* V = tl_pad.get(size_t(nxi * (vs + ps)));
+      float* P = V + nxi * vs;
       for (int64_t n = 0; n < N_; ++n) {
         parallel_for(C_, 1, [&](int64_t b, int64_t e) {
           float* sc = tl_col.get(size_t(in_scratch));
           for (int64_t c = b; c < e; ++c)
             wino_in_(g, X + (n * C_ + c) * S_in_, 0, th, V + c * tiles, vs, sc);
         });
-        parallel_for(16, 1, [&](int64_t b, int64_t e) {
+        parallel_for(nxi, 1, [&](int64_t b, int64_t e) {
           for (int64_t xi = b; xi < e; ++xi)
             sgemm(*wino_w_[size_t(xi)], false, M_, tiles, C_, 1.f, V + xi * vs, tiles, 0.f,
                   P + xi * ps, tiles);
@@ -576,21 +590,22 @@ class ConvKernel : public Kernel {
         const int64_t n = it / bands, tr0 = (it % bands) * band, tr1 = std::min(th, tr0 + band);
         const int64_t tiles = (tr1 - tr0) * tw;
         const int64_t scratch = std::max<int64_t>(
-            conv::winograd_input_scratch_floats(g, tr1 - tr0), 4 * tiles);
+            conv::winograd_input_scratch_floats(g, tr1 - tr0),
+            conv::winograd_output_scratch_floats(g, tiles));
         // V[xi * vs + c * tiles + t] and the 16 GEMM products P[xi * ps + m * tiles + t]. The
         // 16 blocks sit 64 bytes off a multiple of their size: the transforms stream all 16,
         // which at strides of a power of two (64 x 256 floats) share 8-way cache sets.
         const int64_t vs = C_ * tiles + 16, ps = M_ * tiles + 16;
-        float* V = tl_col.get(size_t(16 * (vs + ps) + scratch));
-        float* P = V + 16 * vs;
-        float* sc = P + 16 * ps;
+        float* V = tl_col.get(size_t(nxi * (vs + ps) + scratch));
+        float* P = V + nxi * vs;
+        float* sc = P + nxi * ps;
         for (int64_t c = 0; c < C_; ++c)
           wino_in_(g, X + (n * C_ + c) * S_in_, tr0, tr1, V + c * tiles, vs, sc);
-        for (int xi = 0; xi < 16; ++xi)
+        for (int64_t xi = 0; xi < nxi; ++xi)
           sgemm(*wino_w_[size_t(xi)], false, M_, tiles, C_, 1.f, V + xi * vs, tiles, 0.f,
                 P + xi * ps, tiles);
 
-        const int64_t r0 = 2 * tr0, r1 = std::min(OH, 2 * tr1);
+        const int64_t r0 = wino_m_ * tr0, r1 = std::min(OH, wino_m_ * tr1);
         for (int64_t m = 0; m < M_; ++m) {
           wino_out_(g, P + m * tiles, ps, tr0, tr1, bias ? bias[m] : 0.f,
                     Y + (n * M_ + m) * S_, sc);
@@ -680,7 +695,8 @@ class ConvKernel : public Kernel {
   conv::DepthwiseBlock8Fn depthwise_block8_fn_ = nullptr;
   std::vector<float> const_bias_, const_w_;
   std::vector<std::unique_ptr<PackedA>> packed_w_;
-  std::vector<std::unique_ptr<PackedA>> wino_w_;  // Winograd: U[xi] (M x C), 16 of them
+  std::vector<std::unique_ptr<PackedA>> wino_w_;  // Winograd: U[xi] (M x C), 16 or 36
+  int64_t wino_m_ = 2;  // Winograd output tile: 2 or 4
   conv::WinogradInputFn wino_in_ = nullptr;
   conv::WinogradOutputFn wino_out_ = nullptr;
 };

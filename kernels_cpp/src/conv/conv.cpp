@@ -5,9 +5,12 @@
 // Inputs X [N, C, *in], W [M, C/group, *k], optional B [M], optional Z [N, M, *out] (a residual
 // added before the activation: Y = act(conv(X, W) + B + Z)); output [N, M, *out].
 //
-// Paths: depthwise 2-D (group == C == M) has a direct kernel; 1x1 / stride 1 / no padding is a
-// GEMM on X itself; everything else is im2col over chunks of output positions + GEMM, the chunks
-// spread over threads. Constant weights are packed once per group (PackedA).
+// Paths: depthwise 2-D (group == C == M) has direct kernels (depthwise_impl.h); 1x1 / stride 1
+// / no padding is a GEMM on X itself; 3x3 / stride 1 with constant weights and >= 64 input
+// channels is Winograd F(4x4 or 2x2, 3x3) (winograd_impl.h); other 2-D convs with constant
+// weights are GEMMs over shifted rows of a padded, phase-split input; the rest (runtime
+// weights, 1-D / 3-D) im2col over chunks of output positions + GEMM, the chunks spread over
+// threads. Constant weights are packed once per group (PackedA).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>

@@ -215,7 +215,7 @@ class ConvKernel : public Kernel {
       const float* w = static_cast<const float*>(it->second.data);
       if (depthwise_) {
         const_w_.assign(w, w + M_ * kdim_);
-      } else {
+      } else if (wino_w_.empty()) {  // (a Winograd conv keeps only its transformed weights)
         for (int64_t g = 0; g < group_; ++g)
           packed_w_.push_back(std::make_unique<PackedA>(false, Mg_, kdim_, w + g * Mg_ * kdim_,
                                                         kdim_));
@@ -234,9 +234,17 @@ class ConvKernel : public Kernel {
     if (N_ == 0 || M_ == 0 || S_ == 0) return;
     if (depthwise_) return run_depthwise(X, W, bias, Z, Y);
     // A residual given in Y's own buffer: the Winograd and shifted-rows paths write Y before
-    // they read Z, so it takes the GEMM path below, which starts from C = Z.
+    // they read Z, so Winograd reads a copy of it and shifted rows takes the GEMM path below,
+    // which starts from C = Z.
     const bool z_in_y = Z != nullptr && Z == Y;
-    if (!wino_w_.empty() && !z_in_y) return run_winograd(X, bias, Z, Y);
+    if (!wino_w_.empty()) {
+      if (z_in_y) {
+        thread_local std::vector<float> residual;
+        residual.assign(Z, Z + N_ * M_ * S_);
+        Z = residual.data();
+      }
+      return run_winograd(X, bias, Z, Y);
+    }
     if (shifted_ && !z_in_y) return run_shifted(X, bias, Z, Y);
 
     // Work items: (image, group, chunk of output positions).

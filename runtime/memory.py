@@ -273,11 +273,7 @@ def plan_memory(steps: list[tuple[list[str], list[str]]], values: dict[str, Valu
 
     # Alias groups: a view extends its root's lifetime; the root owns the memory.
     def root_of(name: str) -> str:
-        seen = set()
-        while values[name].alias_of and name not in seen:
-            seen.add(name)
-            name = values[name].alias_of
-        return name
+        return _root_and_offset(name, values)[0]
 
     span: dict[str, list[int]] = {}
     for name, req in values.items():
@@ -343,19 +339,21 @@ def plan_memory(steps: list[tuple[list[str], list[str]]], values: dict[str, Valu
         plan.arena_bytes = max(plan.arena_bytes, offset + size)
     for name, p in plan.placements.items():
         if p.decision == "alias":
-            root = plan.placements[root_of(name)]
-            p.offset = root.offset + _offset_in_root(name, values) if root.offset >= 0 else -1
+            root_name, offset = _root_and_offset(name, values)
+            root = plan.placements[root_name]
+            p.offset = root.offset + offset if root.offset >= 0 else -1
     return plan
 
 
-def _offset_in_root(name: str, values: dict[str, ValueRequest]) -> int:
-    # The byte offset of a view (or a view of a slice...) in the memory of its root value.
+def _root_and_offset(name: str, values: dict[str, ValueRequest]) -> tuple[str, int]:
+    """The value whose memory ``name`` uses (itself unless it is a view or slice), and the
+    byte offset of ``name`` in it (the slices' offsets along the chain, summed)."""
     off, seen = 0, set()
     while values[name].alias_of and name not in seen:
         seen.add(name)
         off += values[name].alias_offset
         name = values[name].alias_of
-    return off
+    return name, off
 
 
 def check_plan(plan: MemoryPlan, steps, values: dict[str, ValueRequest],
@@ -393,20 +391,13 @@ def _check_single_writer(steps, values: dict[str, ValueRequest]) -> None:
     # sliced root value is written by at most one step. (Offset-0 views written by a step are
     # in-place updates of the value they view: not checked here.)
     written: dict[str, list[tuple[int, int, str]]] = {}
-    sliced: set[str] = set()
     for _, outs in steps:
         for name in outs:
-            if not name or name not in values:
-                continue
-            root, off, hops = name, 0, 0
-            while values[root].alias_of and hops <= len(values):
-                if values[root].alias_offset:
-                    sliced.add(name)
-                off += values[root].alias_offset
-                root, hops = values[root].alias_of, hops + 1
-            written.setdefault(root, []).append((off, off + values[name].nbytes, name))
+            if name and name in values:
+                root, off = _root_and_offset(name, values)
+                written.setdefault(root, []).append((off, off + values[name].nbytes, name))
     for root, spans in written.items():
-        if not sliced.intersection(n for _, _, n in spans):
+        if not any(off for off, _, _ in spans):  # no slice at an offset: views, not slices
             continue
         spans.sort()
         for (a0, a1, a), (b0, b1, b) in zip(spans, spans[1:]):

@@ -103,8 +103,7 @@ std::unique_ptr<Kernel> make_maxpool(const KernelArgs& a) {
   check_f32(a, "MaxPool");
   Planes p;
   Geometry g = geometry(a, p);
-  if (a.out_shapes.size() == 1)
-    if (auto k = whole_plane_pool(a, g, p, false)) return k;
+  if (auto k = whole_plane_pool(a, g, p, false)) return k;
   const bool indices = a.params.get_int("indices", 0) != 0;
   if (indices && (a.out_shapes.size() != 2 || a.out_dtypes[1] != DType::i64 ||
                   a.out_shapes[1] != a.out_shapes[0]))
@@ -169,14 +168,13 @@ std::unique_ptr<Kernel> make_avgpool(const KernelArgs& a) {
   check_f32(a, "AveragePool");
   Planes p;
   Geometry g = geometry(a, p);
+  if (auto k = whole_plane_pool(a, g, p, true)) return k;
   const bool include_pad = a.params.get_int("count_include_pad", 0) != 0;
   std::vector<int64_t> pe = a.params.has("pads_end") ? a.params.get_ints("pads_end")
                                                      : std::vector<int64_t>();
   const size_t nd = a.in_shapes[0].size() - 2;
   if (pe.empty()) pe.assign(nd, 0);
   if (nd == 1) pe.insert(pe.begin(), 0);
-  if (pe[0] == 0 && pe[1] == 0)
-    if (auto k = whole_plane_pool(a, g, p, true)) return k;
   std::vector<float> ch = include_pad ? tap_counts(g.OH, g.KH, g.SH, g.DH, g.PT, -g.PT,
                                                    g.H + pe[0])
                                       : tap_counts(g.OH, g.KH, g.SH, g.DH, g.PT, 0, g.H);

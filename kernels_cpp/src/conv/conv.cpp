@@ -144,13 +144,15 @@ class ConvKernel : public Kernel {
     }
 
     depthwise_ = nd_ == 2 && Cg_ == 1 && Mg_ == 1;
-    switch (active_isa()) {  // the plane loop compiled for the active ISA
+    switch (active_isa()) {  // the plane loops and transforms compiled for the active ISA
       case Isa::avx512:
         depthwise_padded_fn_ = conv::depthwise_padded_avx512;
         depthwise_phased_fn_ = conv::depthwise_s2_phased_avx512;
         padded_min_ow_ = 16;
         depthwise_fn_ = conv::depthwise_plane_avx512;
         depthwise_block8_fn_ = conv::depthwise_block8_avx512;
+        wino_in_ = conv::winograd_input_avx512;
+        wino_out_ = conv::winograd_output_avx512;
         break;
       case Isa::avx2:
         depthwise_padded_fn_ = conv::depthwise_padded_avx2;
@@ -158,6 +160,8 @@ class ConvKernel : public Kernel {
         padded_min_ow_ = 8;
         depthwise_fn_ = conv::depthwise_plane_avx2;
         depthwise_block8_fn_ = conv::depthwise_block8_avx2;
+        wino_in_ = conv::winograd_input_avx2;
+        wino_out_ = conv::winograd_output_avx2;
         break;
       default:
         depthwise_padded_fn_ = conv::depthwise_padded_scalar;
@@ -165,6 +169,8 @@ class ConvKernel : public Kernel {
         padded_min_ow_ = 1;
         depthwise_fn_ = conv::depthwise_plane_scalar;
         depthwise_block8_fn_ = conv::depthwise_block8_scalar;
+        wino_in_ = conv::winograd_input_scalar;
+        wino_out_ = conv::winograd_output_scalar;
         break;
     }
     pointwise_ = true;
@@ -516,20 +522,6 @@ class ConvKernel : public Kernel {
       }
     for (int64_t xi = 0; xi < nxi; ++xi)
       wino_w_.push_back(std::make_unique<PackedA>(false, M_, C_, u.data() + xi * M_ * C_, C_));
-    switch (active_isa()) {
-      case Isa::avx512:
-        wino_in_ = conv::winograd_input_avx512;
-        wino_out_ = conv::winograd_output_avx512;
-        break;
-      case Isa::avx2:
-        wino_in_ = conv::winograd_input_avx2;
-        wino_out_ = conv::winograd_output_avx2;
-        break;
-      default:
-        wino_in_ = conv::winograd_input_scalar;
-        wino_out_ = conv::winograd_output_scalar;
-        break;
-    }
   }
 
   // Tile rows per band (one work item: its 16 GEMMs have N = the band's tiles), or 0 when

@@ -171,6 +171,25 @@ inline void dw_run(int kfix, const float* prow, int64_t WP, const float* w, int6
     dw_block<S, NB, 0>(prow, WP, w, KH, KW, dh, dw, b0, zr, yr, ow);
 }
 
+// The end of a flat-loop plane: `flat` holds the OH output rows at row stride ld (n values,
+// junk between rows, slack after). Residual and clamp in whole vectors over it, then the OW
+// real columns of each row out to y: per element, the clamp and its branches cost as much as
+// the 9 taps on 7x7 planes.
+inline void dw_flat_out(float* flat, int64_t ld, int64_t OH, int64_t OW, int64_t n,
+                        const float* z, const float* clamp_lo_hi, float* y) {
+  using namespace ::ferry::simd;
+  constexpr int vw = W<Vec>();
+  if (z)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t i = 0; i < OW; ++i) flat[oh * ld + i] += z[oh * OW + i];
+  if (clamp_lo_hi) {
+    const Vec lo = C<Vec>(clamp_lo_hi[0]), hi = C<Vec>(clamp_lo_hi[1]);
+    for (int64_t i = 0; i < n; i += vw) store(flat + i, clamp(L<Vec>(flat + i), lo, hi));
+  }
+  for (int64_t oh = 0; oh < OH; ++oh)
+    for (int64_t i = 0; i < OW; ++i) y[oh * OW + i] = flat[oh * ld + i];
+}
+
 // The padded plane for the most common depthwise conv (3x3, stride 1, padding 1) on an
 // N x N plane with N fixed at compile time: every loop bound a constant, which halved the
 // time of 7x7 and 14x14 planes, where loop overhead outweighs the 9 taps.
@@ -193,18 +212,7 @@ void dw3x3_s1_fixed(const float* x, const float* w, float b0, const float* z, fl
   int j = 0;
   for (; j + 4 * vw <= n; j += 4 * vw) dw_block<1, 4, 3>(tmp, WP, w, 3, 3, 1, 1, b0, nullptr, flat, j);
   for (; j < n; j += vw) dw_block<1, 1, 3>(tmp, WP, w, 3, 3, 1, 1, b0, nullptr, flat, j);
-  // Residual and clamp on the flat rows in whole vectors (the slack after them is scratch),
-  // then rows of a constant size out: per element, the clamp and its branches cost as much
-  // as the 9 taps on 7x7 planes.
-  if (z)
-    for (int oh = 0; oh < N; ++oh)
-      for (int i = 0; i < N; ++i) flat[oh * WP + i] += z[oh * N + i];
-  if (clamp_lo_hi) {
-    const Vec lo = C<Vec>(clamp_lo_hi[0]), hi = C<Vec>(clamp_lo_hi[1]);
-    for (int i = 0; i < n; i += vw) store(flat + i, clamp(L<Vec>(flat + i), lo, hi));
-  }
-  for (int oh = 0; oh < N; ++oh)
-    __builtin_memcpy(y + oh * N, flat + oh * WP, sizeof(float) * N);
+  dw_flat_out(flat, WP, N, N, n, z, clamp_lo_hi, y);
 }
 
 // Stride 2, K x K (3 or 5), dilation 1: the padded plane split into its four phases (even /
@@ -274,15 +282,7 @@ void dw_s2_phased(const DepthwiseGeometry& g, const float* x, const float* w, fl
     store(flat + j + 2 * vw, a2);
     store(flat + j + 3 * vw, a3);
   }
-  if (z)
-    for (int64_t oh = 0; oh < OH; ++oh)
-      for (int64_t i = 0; i < OW; ++i) flat[oh * Wq + i] += z[oh * OW + i];
-  if (clamp_lo_hi) {
-    const Vec lo = C<Vec>(clamp_lo_hi[0]), hi = C<Vec>(clamp_lo_hi[1]);
-    for (int64_t i = 0; i < n; i += vw) store(flat + i, clamp(L<Vec>(flat + i), lo, hi));
-  }
-  for (int64_t oh = 0; oh < OH; ++oh)
-    for (int64_t i = 0; i < OW; ++i) y[oh * OW + i] = flat[oh * Wq + i];
+  dw_flat_out(flat, Wq, OH, OW, n, z, clamp_lo_hi, y);
 }
 
 // clamp_lo_hi: null, or [lo, hi] applied to the outputs (a fused ReLU / Clip; NaN kept).

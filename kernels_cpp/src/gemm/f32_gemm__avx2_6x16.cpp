@@ -18,12 +18,24 @@ inline __m256i lane_mask(int n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - n));
 }
 
+// Asks for the tile's rows of C now, so that they arrive during the k loop: a C larger than
+// L2, walked tile by tile down a column (the pre-packed B order), otherwise stalls every
+// tile's stores (or beta loads) on a miss (10-15% of a 128 x 3072 x 768 GEMM here).
+inline void prefetch_tile(const float* c, int64_t ldc, const TileStore& st) {
+  if (!st.prefetch_c) return;
+  for (int i = 0; i < st.mr; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + st.nr - 1), _MM_HINT_T0);
+  }
+}
+
 void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                   const TileStore& st) {
   // Named accumulators and one k step per iteration: 12 + 2 + 1 = 15 of the 16 ymm registers,
   // which GCC keeps without spilling (an array with an unrolled k loop made it spill).
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  prefetch_tile(c, ldc, st);
   if (st.mr == 1) {
     // One real row (matrix-vector products: a batch-1 Linear): the other five rows' FMAs would
     // be 5/6 of the work. Four k steps in flight on separate accumulators hide the FMA latency.

@@ -16,6 +16,12 @@ inline __mmask16 lane_mask(int n) {  // lanes [0, n) on, n in [0, 16]
 
 void ukernel_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                    const TileStore& st) {
+  // The tile's rows of C, asked for before the k loop (see the AVX2 kernel's prefetch_tile).
+  for (int i = 0; st.prefetch_c && i < st.mr; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + st.nr / 2), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + st.nr - 1), _MM_HINT_T0);
+  }
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();

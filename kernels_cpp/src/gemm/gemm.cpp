@@ -267,6 +267,7 @@ void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, c
     const bool last = pc + kc >= K;
     gemm::TileStore st{alpha, pc == 0 ? beta : 1.f, 0, 0, nullptr, nullptr, last && clamp, lo,
                        hi};
+    st.prefetch_c = !row_major_tiles;
     for (int64_t nb = np0; nb < np1; nb += nc_panels) {
       const int64_t nb_end = std::min(np1, nb + nc_panels);
       if (!B.packed)

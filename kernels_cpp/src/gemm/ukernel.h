@@ -15,6 +15,9 @@ struct TileStore {
   const float* col_bias;  // nr values or null
   bool clamp;
   float lo, hi;
+  // Prefetch the tile's rows of C before the k loop: set when tiles go down a column (C rows
+  // far apart, which the hardware prefetchers do not follow); row-by-row walks leave it off.
+  bool prefetch_c = false;
 };
 
 // a: kc x MR packed (a[k * MR + i]); b: kc x NR packed (b[k * NR + j]); c: the tile, ldc apart.

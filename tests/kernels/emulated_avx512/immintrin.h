@@ -6,6 +6,9 @@
 #include <cmath>
 struct __m512 { float v[16]; };
 typedef uint16_t __mmask16;
+// Prefetches are hints: nothing to emulate.
+#define _MM_HINT_T0 3
+static inline void _mm_prefetch(const char*, int) {}
 static inline __m512 _mm512_setzero_ps() { __m512 r; for (int i=0;i<16;++i) r.v[i]=0; return r; }
 static inline __m512 _mm512_set1_ps(float x) { __m512 r; for (int i=0;i<16;++i) r.v[i]=x; return r; }
 static inline __m512 _mm512_loadu_ps(const void* p) { __m512 r; for (int i=0;i<16;++i) r.v[i]=((const float*)p)[i]; return r; }

@@ -2,10 +2,14 @@
 
     python benchmarks/compare_ort.py                      # the onnx package's light models
     python benchmarks/compare_ort.py model.onnx --threads 1 --runs 50
+    python benchmarks/compare_ort.py mobilenet_v2 bert_base --threads 1   # zoo / light names
 
 Both runtimes get the same inputs and the same thread count; runs alternate between them so
 that machine noise hits both alike; the table reports medians and the ratio ferry / ORT
-(below 1.0: ferry is faster). Nothing here is a test: timings never gate CI.
+(below 1.0: ferry is faster), the median of the back-to-back pairs' ratios. Use it at one
+thread: at two, the runtime that ran last leaves its worker threads spinning into the other's
+run (compare_separate.py runs each in its own process for that). Nothing here is a test:
+timings never gate CI.
 """
 
 from __future__ import annotations
@@ -32,15 +36,33 @@ def light_path(name: str) -> str:
                         name + ".onnx")
 
 
+def model_path(arg: str) -> str:
+    """A path, a light_* name, or a zoo name (benchmarks/zoo.py's cache)."""
+    if os.path.exists(arg) or arg.endswith(".onnx"):
+        return arg
+    if arg.startswith("light_"):
+        return light_path(arg)
+    zoo = os.environ.get("FERRY_ZOO_CACHE", os.path.expanduser("~/.cache/ferry/zoo"))
+    return os.path.join(zoo, arg + ".onnx")
+
+
 def feeds_for(sess, rng) -> dict:
+    """Random inputs; a symbolic batch is 1 and any other symbolic dim 128 (a sequence length),
+    as in compare_separate.py. Integer inputs: ids, an all-ones attention mask, zero type ids."""
     feeds = {}
     for arg in sess.get_inputs():
-        shape = [d if isinstance(d, int) else 1 for d in arg.shape]
+        shape = [d if isinstance(d, int) else (1 if i == 0 else 128)
+                 for i, d in enumerate(arg.shape)]
         kind = arg.type
         if "float" in kind:
             feeds[arg.name] = rng.standard_normal(shape).astype(np.float32)
         elif "int64" in kind:
-            feeds[arg.name] = rng.integers(0, 100, shape).astype(np.int64)
+            if "mask" in arg.name:
+                feeds[arg.name] = np.ones(shape, np.int64)
+            elif "type" in arg.name:
+                feeds[arg.name] = np.zeros(shape, np.int64)
+            else:
+                feeds[arg.name] = rng.integers(0, 1000, shape).astype(np.int64)
         else:
             raise SystemExit(f"unsupported input type {kind} for {arg.name}")
     return feeds
@@ -75,9 +97,14 @@ def measure(path: str, threads: int, runs: int, warmup: int) -> dict:
         theirs.run(None, feeds)
         b.append(time.perf_counter() - t0)
     ma, mb = statistics.median(a), statistics.median(b)
+    # The ratio is the median of each back-to-back pair's ratio: on a shared machine whose speed
+    # drifts (here: whole phases 1.3x apart), a pair sees one phase; medians of each side's
+    # times can come from different ones.
+    pairs = sorted(x / y for x, y in zip(a, b))
+    q = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else [pairs[0]] * 3
     return {"model": os.path.basename(path), "threads": threads, "ferry_ms": ma * 1e3,
-            "ort_ms": mb * 1e3, "ratio": ma / mb, "create_ferry_ms": create_ours * 1e3,
-            "create_ort_ms": create_theirs * 1e3}
+            "ort_ms": mb * 1e3, "ratio": q[1], "ratio_q25": q[0], "ratio_q75": q[2],
+            "create_ferry_ms": create_ours * 1e3, "create_ort_ms": create_theirs * 1e3}
 
 
 def main(argv=None) -> int:
@@ -87,14 +114,14 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     args = p.parse_args(argv)
-    paths = args.models or [light_path(n) for n in LIGHT]
-    print("| model | threads | ferry ms | onnxruntime ms | ratio ferry/ORT |")
+    paths = [model_path(m) for m in args.models] or [light_path(n) for n in LIGHT]
+    print("| model | threads | ferry ms | onnxruntime ms | ratio ferry/ORT (quartiles) |")
     print("| --- | --- | --- | --- | --- |")
     for path in paths:
         for t in (int(x) for x in args.threads.split(",")):
             r = measure(path, t, args.runs, args.warmup)
             print(f"| {r['model']} | {t} | {r['ferry_ms']:.2f} | {r['ort_ms']:.2f} | "
-                  f"{r['ratio']:.2f} |", flush=True)
+                  f"{r['ratio']:.2f} ({r['ratio_q25']:.2f}-{r['ratio_q75']:.2f}) |", flush=True)
     return 0
 
 

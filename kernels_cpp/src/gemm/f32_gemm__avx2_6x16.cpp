@@ -66,27 +66,10 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t 
     kc = 0;  // the tile is done: skip the 6-row loop, store row 0 below
   } else if (st.nr <= 8) {
     // At most 8 real columns (the last panel of N = 49, a 7x7 map: 1 column of 16): the
-    // right half's FMAs would be wasted. Even and odd k steps go to the two accumulator sets,
-    // keeping 12 FMAs in flight; the halves are summed into the left column below.
-    int64_t k = 0;
-    for (; k + 2 <= kc; k += 2) {
-      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + NR);
-      c00 = _mm256_fmadd_ps(_mm256_broadcast_ss(a), b0, c00);
-      c10 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, c10);
-      c20 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, c20);
-      c30 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, c30);
-      c40 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, c40);
-      c50 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, c50);
-      c01 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + MR), b1, c01);
-      c11 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + MR + 1), b1, c11);
-      c21 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + MR + 2), b1, c21);
-      c31 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + MR + 3), b1, c31);
-      c41 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + MR + 4), b1, c41);
-      c51 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + MR + 5), b1, c51);
-      a += 2 * MR;
-      b += 2 * NR;
-    }
-    if (k < kc) {
+    // right half's FMAs would be wasted. One accumulator per row and k in order, as in the
+    // full tile, so that a column's sum does not depend on where the panel boundaries fall
+    // (they move with the thread count: parallel runs must equal sequential ones bit for bit).
+    for (int64_t k = 0; k < kc; ++k) {
       const __m256 b0 = _mm256_loadu_ps(b);
       c00 = _mm256_fmadd_ps(_mm256_broadcast_ss(a), b0, c00);
       c10 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, c10);
@@ -94,15 +77,10 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t 
       c30 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, c30);
       c40 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, c40);
       c50 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, c50);
+      a += MR;
+      b += NR;
     }
-    c00 = _mm256_add_ps(c00, c01);
-    c10 = _mm256_add_ps(c10, c11);
-    c20 = _mm256_add_ps(c20, c21);
-    c30 = _mm256_add_ps(c30, c31);
-    c40 = _mm256_add_ps(c40, c41);
-    c50 = _mm256_add_ps(c50, c51);
-    c01 = c11 = c21 = c31 = c41 = c51 = _mm256_setzero_ps();  // columns 8..15: not stored
-    kc = 0;
+    kc = 0;  // columns 8..15 (c01 ...) stay zero and are not stored
   }
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);

@@ -34,6 +34,7 @@ SCRIPT = textwrap.dedent("""
         (1, 2, 33, 40, 2, 2, 3, 1, 2, 2),    # depthwise, dilated, wide rows
         (1, 2, 20, 70, 2, 2, 7, 1, 0, 1),    # depthwise 7x7: more taps than registers
         (1, 16, 40, 40, 48, 1, 1, 1, 0, 1),  # pointwise, tall output
+        (1, 600, 7, 7, 13, 1, 1, 1, 0, 1),   # pointwise, two K blocks: the residual enters once
         (1, 3, 17, 19, 10, 1, 3, 2, 1, 1),   # general (stride 2: im2col)
         (2, 6, 8, 8, 9, 3, 3, 1, 1, 1),      # grouped (stride 1: shifted rows)
         (1, 16, 14, 11, 24, 1, 3, 1, 1, 1),  # stride 1: shifted rows of a padded input

@@ -1,4 +1,4 @@
-// Single-precision GEMM: C = act(alpha * op(A) op(B) + beta * C + bias).
+// Single-precision GEMM: C = act(alpha * op(A) op(B) + beta * C + bias + R).
 //
 // Row-major throughout. Operands are packed into the micro-kernel's panel layout (B into
 // NR-column strips, A into MR-row strips, both K-blocked); constant operands (weights) can be
@@ -33,6 +33,11 @@ struct Epilogue {
   const float* bias = nullptr;  // M values (per_row) or N values (per_col), added unscaled
   Activation act = Activation::none;
   float act_alpha = 0.f, act_beta = 0.f;
+  // A residual R (M x N, rows ld_residual apart) added unscaled before the activation, read
+  // as the tiles are stored: a conv's skip connection without first copying it into C. R may
+  // be C itself (same pointer and ld: then it is beta + 1); it must not partly overlap C.
+  const float* residual = nullptr;
+  int64_t ld_residual = 0;
 };
 
 // op(B) (K x N) packed for the active micro-kernel. Immutable once made: safe to share.

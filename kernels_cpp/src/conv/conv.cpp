@@ -304,13 +304,10 @@ class ConvKernel : public Kernel {
         b = col;
         ldb = jc;
       }
-      float beta = 0.f;
-      if (Z) {  // the residual enters as C with beta = 1, so the activation sees the sum
-        const float* z = Z + (n * M_ + g * Mg_) * S_ + j0;
-        if (z != y)
-          for (int64_t r = 0; r < Mg_; ++r)
-            std::memcpy(y + r * S_, z + r * S_, sizeof(float) * jc);
-        beta = 1.f;
+      const float beta = 0.f;
+      if (Z) {  // the GEMM adds the residual as it stores each tile: the activation sees the sum
+        epi.residual = Z + (n * M_ + g * Mg_) * S_ + j0;  // may be y itself
+        epi.ld_residual = S_;
       }
       if (!packed_w_.empty())
         sgemm(*packed_w_[g], false, Mg_, jc, kdim_, 1.f, b, ldb, beta, y, S_, epi);

@@ -129,6 +129,11 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t 
       x0 = _mm256_fmadd_ps(c0, beta, x0);
       x1 = _mm256_fmadd_ps(c1, beta, x1);
     }
+    if (st.residual) {
+      const float* ri = st.residual + i * st.ld_residual;
+      x0 = _mm256_add_ps(x0, full ? _mm256_loadu_ps(ri) : _mm256_maskload_ps(ri, m0));
+      x1 = _mm256_add_ps(x1, full ? _mm256_loadu_ps(ri + 8) : _mm256_maskload_ps(ri + 8, m1));
+    }
     if (st.row_bias) {
       const __m256 rb = _mm256_set1_ps(st.row_bias[i]);
       x0 = _mm256_add_ps(x0, rb);

@@ -59,6 +59,11 @@ void ukernel_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t
       x0 = _mm512_fmadd_ps(c0, beta, x0);
       x1 = _mm512_fmadd_ps(c1, beta, x1);
     }
+    if (st.residual) {
+      const float* ri = st.residual + i * st.ld_residual;
+      x0 = _mm512_add_ps(x0, full ? _mm512_loadu_ps(ri) : _mm512_maskz_loadu_ps(m0, ri));
+      x1 = _mm512_add_ps(x1, full ? _mm512_loadu_ps(ri + 16) : _mm512_maskz_loadu_ps(m1, ri + 16));
+    }
     if (st.row_bias) {
       const __m512 rb = _mm512_set1_ps(st.row_bias[i]);
       x0 = _mm512_add_ps(x0, rb);

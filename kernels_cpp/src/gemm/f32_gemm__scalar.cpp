@@ -25,6 +25,7 @@ void ukernel_4x8(int64_t kc, const float* a, const float* b, float* c, int64_t l
     for (int j = 0; j < st.nr; ++j) {
       float x = st.alpha * acc[i][j];
       if (st.beta != 0.f) x += st.beta * ci[j];
+      if (st.residual) x += st.residual[i * st.ld_residual + j];
       if (st.row_bias) x += st.row_bias[i];
       if (st.col_bias) x += st.col_bias[j];
       // Written so that NaN passes through as it does in the vector kernels.

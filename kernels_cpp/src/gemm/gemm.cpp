@@ -268,6 +268,7 @@ void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, c
     gemm::TileStore st{alpha, pc == 0 ? beta : 1.f, 0, 0, nullptr, nullptr, last && clamp, lo,
                        hi};
     st.prefetch_c = !row_major_tiles;
+    st.ld_residual = epi.ld_residual;
     for (int64_t nb = np0; nb < np1; nb += nc_panels) {
       const int64_t nb_end = std::min(np1, nb + nc_panels);
       if (!B.packed)
@@ -292,6 +293,9 @@ void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, c
           st.mr = static_cast<int>(std::min<int64_t>(MR, M - i0));
           st.row_bias =
               last && epi.bias_kind == Epilogue::Bias::per_row ? epi.bias + i0 : nullptr;
+          // The residual enters once, with the first K block (later ones add to C).
+          st.residual = pc == 0 && epi.residual ? epi.residual + i0 * epi.ld_residual + j0
+                                                : nullptr;
           float* c = C + i0 * ldc + j0;
           I.ukernel(kc, ablock + (q - mp) * kc * MR, bpanel, c, ldc, st);
         };
@@ -323,6 +327,7 @@ void degenerate(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const E
       float x = beta == 0.f ? 0.f : beta * c[j];
       if (epi.bias_kind == Epilogue::Bias::per_row) x += epi.bias[i];
       if (epi.bias_kind == Epilogue::Bias::per_col) x += epi.bias[j];
+      if (epi.residual) x += epi.residual[i * epi.ld_residual + j];
       c[j] = x;
     }
     apply_activation(c, N, epi.act, epi.act_alpha, epi.act_beta);
@@ -336,7 +341,12 @@ int threads_for(int64_t M, int64_t N, int64_t K) {
 }
 
 void run(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, const ASource& A,
-         BSource B, float beta, float* C, int64_t ldc, const Epilogue& epi) {
+         BSource B, float beta, float* C, int64_t ldc, const Epilogue& epi_in) {
+  Epilogue epi = epi_in;
+  if (epi.residual == C && epi.ld_residual == ldc) {  // C + R = 2C when R is C
+    epi.residual = nullptr;
+    beta += 1.f;
+  }
   const int64_t mpan = ceil_div(M, I.mr), npan = ceil_div(N, I.nr);
   const int T = threads_for(M, N, K);
   if (T <= 1) {

@@ -6,7 +6,7 @@ namespace ferry {
 namespace gemm {
 
 // What the micro-kernel does when it stores its MR x NR tile (only mr x nr of it is real):
-//   C = alpha * acc + beta * C (C not read when beta == 0) + row_bias[i] + col_bias[j],
+//   C = alpha * acc + beta * C (C not read when beta == 0) + residual + row_bias[i] + col_bias[j],
 //   then clamped to [lo, hi] when clamp is set.
 struct TileStore {
   float alpha, beta;
@@ -18,6 +18,9 @@ struct TileStore {
   // Prefetch the tile's rows of C before the k loop: set when tiles go down a column (C rows
   // far apart, which the hardware prefetchers do not follow); row-by-row walks leave it off.
   bool prefetch_c = false;
+  // The tile's mr x nr block of a residual (rows ld_residual apart), added unscaled; or null.
+  const float* residual = nullptr;
+  int64_t ld_residual = 0;
 };
 
 // a: kc x MR packed (a[k * MR + i]); b: kc x NR packed (b[k * NR + j]); c: the tile, ldc apart.

@@ -30,6 +30,8 @@ SCRIPT = textwrap.dedent("""
         (1, 16, 7, 7, 16, 16, 3, 1, 1, 2),   # depthwise 7x7, dilated: the 8-channel path
         (1, 16, 14, 14, 16, 16, 5, 2, 2, 1), # 8-channel path, rows of 14: 8x8 transposes + tail
         (1, 24, 13, 13, 24, 24, 3, 2, 1, 1), # 8-channel path, 13 -> 7, three blocks
+        (1, 12, 30, 30, 12, 12, 3, 2, 1, 1), # stride 2, 15 wide: one 8-channel block, 4 phased
+        (1, 9, 28, 28, 9, 9, 5, 2, 2, 1),    # 5x5 stride 2, 14 wide: a block and one phased
         (1, 4, 40, 37, 4, 4, 3, 1, 1, 1),    # depthwise, wide rows: register-blocked
         (1, 3, 41, 39, 3, 3, 3, 2, 1, 1),    # depthwise, wide rows, stride 2
         (1, 2, 30, 45, 2, 2, 5, 2, 2, 1),    # depthwise 5x5, stride 2

@@ -627,8 +627,9 @@ class ConvKernel : public Kernel {
                         g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 &&
                         g.ph == 1 && g.pw == 1;
     // Stride 2 on both axes with a 3x3 / 5x5 kernel: four phase planes, one flat loop
-    // (192 x 28x28 -> 14x14: 0.7 of the row-by-row time; 144 x 56 -> 28: 0.85). Outputs
-    // narrower than a vector stay on the 8-channel blocks (576 x 14 -> 7: 1.25 phased).
+    // (192 x 28x28 -> 14x14: 0.7 of the row-by-row time; 144 x 56 -> 28: 0.85). Used for
+    // outputs 32 and more wide, and for the channels left over from the 8-channel blocks
+    // below (s2_blocks) on narrower ones.
     const bool phased = g.sh == 2 && g.sw == 2 && g.kh == g.kw && (g.kh == 3 || g.kh == 5) &&
                         g.dh == 1 && g.dw == 1 && g.ow >= padded_min_ow_;
     // Stride 1 (both axes: the flat loop walks rows one apart) or a horizontal stride of 2.
@@ -639,7 +640,12 @@ class ConvKernel : public Kernel {
     const float lohi[2] = {epi_.act == Activation::clip ? epi_.act_alpha : 0.f,
                            epi_.act == Activation::clip ? epi_.act_beta
                                                         : std::numeric_limits<float>::infinity()};
-    const int64_t blocks = !padded && out_[1] < 16 ? C_ / 8 : 0;
+    // Stride 2 on both axes with outputs up to 28 wide: eight channels interleaved beat the
+    // phase planes too now that the interleave is in registers (144 x 56 -> 28 3x3: 225 vs
+    // 310 us; 240 x 28 -> 14: 97 vs 170; 144 x 56 -> 28 5x5: 326 vs 360; 1 thread, medians of
+    // 4 alternating runs). At 56 wide the phases stay ahead (96 x 112 -> 56: 439 vs 634 us).
+    const bool s2_blocks = g.sh == 2 && g.sw == 2 && g.ow < 32;
+    const int64_t blocks = (!padded && out_[1] < 16) || s2_blocks ? C_ / 8 : 0;
     const int64_t tail = C_ - blocks * 8;
     const int64_t items = N_ * (blocks + tail);
     const int64_t hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;

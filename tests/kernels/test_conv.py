@@ -40,6 +40,10 @@ SCRIPT = textwrap.dedent("""
         (1, 16, 40, 40, 48, 1, 1, 1, 0, 1),  # pointwise, tall output
         (1, 600, 7, 7, 13, 1, 1, 1, 0, 1),   # pointwise, two K blocks: the residual enters once
         (1, 3, 17, 19, 10, 1, 3, 2, 1, 1),   # general (stride 2: im2col)
+        (2, 3, 17, 19, 16, 1, 3, 2, 1, 1),   # few channels (C <= 4, M % 8 == 0): 16-channel tiles
+        (1, 3, 23, 30, 40, 1, 3, 2, 1, 1),   # few channels: 32 + 8 output channels
+        (1, 1, 12, 13, 8, 1, 3, 1, 1, 2),    # few channels: one input channel, dilated
+        (1, 4, 15, 14, 24, 1, (3, 2), 2, (1, 0, 0, 1), 1),  # few channels: 3x2, asymmetric pads
         (2, 6, 8, 8, 9, 3, 3, 1, 1, 1),      # grouped (stride 1: shifted rows)
         (1, 16, 14, 11, 24, 1, 3, 1, 1, 1),  # stride 1: shifted rows of a padded input
         (1, 8, 12, 9, 10, 1, 3, 1, 2, 2),    # stride 1, dilated
@@ -126,8 +130,9 @@ SCRIPT = textwrap.dedent("""
                               [ref.shape], ["float32"], {{1: wt, 2: b}})
         kern.run([x, None, None, y], [y])
         np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4, err_msg=f"in place {{(h, w, s)}}")
-    # The same for convs with one group (Winograd, shifted rows, im2col, pointwise).
-    for (c, m, h, k, s) in [(64, 32, 14, 3, 1), (8, 8, 11, 3, 1), (4, 6, 9, 3, 2), (5, 7, 6, 1, 1)]:
+    # The same for convs with one group (Winograd, shifted rows, im2col, pointwise, few channels).
+    for (c, m, h, k, s) in [(64, 32, 14, 3, 1), (8, 8, 11, 3, 1), (4, 6, 9, 3, 2), (5, 7, 6, 1, 1),
+                            (3, 8, 10, 3, 2)]:
         x = rng.standard_normal((1, c, h, h)).astype(np.float32)
         wt = rng.standard_normal((m, c, k, k)).astype(np.float32)
         p = k // 2

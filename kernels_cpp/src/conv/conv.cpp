@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "depthwise.h"
+#include "few_channels.h"
 #include "winograd.h"
 #include "ferry/cpu_features.h"
 #include "ferry/gemm.h"
@@ -153,6 +154,7 @@ class ConvKernel : public Kernel {
         depthwise_block8_fn_ = conv::depthwise_block8_avx512;
         wino_in_ = conv::winograd_input_avx512;
         wino_out_ = conv::winograd_output_avx512;
+        few_channels_fn_ = conv::few_channels_avx512;
         break;
       case Isa::avx2:
         depthwise_padded_fn_ = conv::depthwise_padded_avx2;
@@ -162,6 +164,7 @@ class ConvKernel : public Kernel {
         depthwise_block8_fn_ = conv::depthwise_block8_avx2;
         wino_in_ = conv::winograd_input_avx2;
         wino_out_ = conv::winograd_output_avx2;
+        few_channels_fn_ = conv::few_channels_avx2;
         break;
       default:
         depthwise_padded_fn_ = conv::depthwise_padded_scalar;
@@ -171,13 +174,17 @@ class ConvKernel : public Kernel {
         depthwise_block8_fn_ = conv::depthwise_block8_scalar;
         wino_in_ = conv::winograd_input_scalar;
         wino_out_ = conv::winograd_output_scalar;
+        few_channels_fn_ = conv::few_channels_scalar;
         break;
     }
     pointwise_ = true;
     for (int d = 0; d < nd_; ++d)
       pointwise_ = pointwise_ && k_[d] == 1 && stride_[d] == 1 && pads[d] == 0 &&
                    pads[nd_ + d] == 0;
-    shifted_ = nd_ == 2 && !depthwise_ && !pointwise_ && a.constants.count(1);
+    setup_winograd(a);
+    if (wino_w_.empty()) setup_few_channels(a);  // (Winograd only when forced, for C <= 4)
+    shifted_ = nd_ == 2 && !depthwise_ && !pointwise_ && a.constants.count(1) &&
+               few_w_.empty() && wino_w_.empty();
     if (shifted_) {
       // On a zero-padded copy of the input, row k = (c, kh, kw) of im2col is the padded plane c
       // read from offset kh*dh*Wp + kw*dw, if each output row is given the padded width Wp
@@ -216,12 +223,12 @@ class ConvKernel : public Kernel {
         row_off_.clear();
       }
     }
-    setup_winograd(a);
     if (auto it = a.constants.find(1); it != a.constants.end()) {
       const float* w = static_cast<const float*>(it->second.data);
       if (depthwise_) {
         const_w_.assign(w, w + M_ * kdim_);
-      } else if (wino_w_.empty()) {  // (a Winograd conv keeps only its transformed weights)
+      } else if (wino_w_.empty() && few_w_.empty()) {
+        // (Winograd and few-channels convs keep only their own weight layouts)
         for (int64_t g = 0; g < group_; ++g)
           packed_w_.push_back(std::make_unique<PackedA>(false, Mg_, kdim_, w + g * Mg_ * kdim_,
                                                         kdim_));
@@ -239,6 +246,7 @@ class ConvKernel : public Kernel {
     const float* Z = has_z_ ? static_cast<const float*>(in[3]) : nullptr;
     if (N_ == 0 || M_ == 0 || S_ == 0) return;
     if (depthwise_) return run_depthwise(X, W, bias, Z, Y);
+    if (!few_w_.empty()) return run_few_channels(X, bias, Z, Y);
     // A residual given in Y's own buffer: the Winograd and shifted-rows paths write Y before
     // they read Z, so Winograd reads a copy of it and shifted rows takes the GEMM path below,
     // which starts from C = Z.
@@ -490,6 +498,84 @@ class ConvKernel : public Kernel {
   // channels keep those GEMMs efficient and the map has enough tiles; FERRY_CONV_WINOGRAD=0
   // turns it off, =1 takes every conv of that form (tests reach small shapes with it), =2 / =4
   // also fix the output tile.
+  // Inputs with at most 4 channels (an image network's first layer), constant weights, output
+  // channels a multiple of 8: the direct kernel of few_channels.h. The 3x3/2 first convs ran at
+  // ~25 GFLOP/s as GEMMs (K = 27). FERRY_CONV_FEW_CHANNELS=0 turns it off.
+  void setup_few_channels(const KernelArgs& a) {
+    const char* env = std::getenv("FERRY_CONV_FEW_CHANNELS");
+    // Up to 3x3 taps: measured in one process against the shifted-rows GEMM (1 and 2 threads),
+    // 3 -> 32 3x3/2 on 224x224 0.60-0.70 of its time, 3 -> 64 3x3/2 0.81-0.88, but the 7x7/2
+    // stem 1.01-1.10 (its K = 147 keeps the GEMM efficient).
+    if ((env && std::string(env) == "0") || nd_ != 2 || group_ != 1 || depthwise_ ||
+        pointwise_ || C_ > 4 || M_ % 8 != 0 || S_ == 0 || k_[0] * k_[1] > 9 ||
+        !a.constants.count(1))
+      return;
+    const int64_t hp = (out_[0] - 1) * stride_[0] + (k_[0] - 1) * dil_[0] + 1;
+    const int64_t wp_need = (out_[1] - 1) * stride_[1] + (k_[1] - 1) * dil_[1] + 1;
+    few_geo_ = conv::FewChannelsGeometry{
+        C_, M_, out_[0], out_[1], k_[0], k_[1], stride_[0], stride_[1], dil_[0], dil_[1], hp,
+        conv::few_channels_padded_width(out_[1], k_[1], stride_[1], dil_[1], wp_need)};
+    // Weights channels-last: tap (c, i, j) holds the M output channels' weights.
+    const float* w = static_cast<const float*>(a.constants.at(1).data);
+    few_w_.resize(size_t(kdim_ * M_));
+    for (int64_t m = 0; m < M_; ++m)
+      for (int64_t t = 0; t < kdim_; ++t) few_w_[size_t(t * M_ + m)] = w[m * kdim_ + t];
+  }
+
+  void run_few_channels(const float* X, const float* bias, const float* Z, float* Y) const {
+    const conv::FewChannelsGeometry& g = few_geo_;
+    if (Z != nullptr && Z == Y) {  // the rows are written before the residual is added
+      thread_local std::vector<float> residual;
+      residual.assign(Z, Z + N_ * M_ * S_);
+      Z = residual.data();
+    }
+    const bool clamp = Z == nullptr &&
+                       (epi_.act == Activation::relu || epi_.act == Activation::clip);
+    const float lohi[2] = {epi_.act == Activation::clip ? epi_.act_alpha : 0.f,
+                           epi_.act == Activation::clip ? epi_.act_beta
+                                                        : std::numeric_limits<float>::infinity()};
+    const int64_t OW = out_[1], plane = g.hp * g.wp;
+    float* xpad = tl_pad.get(size_t(C_ * plane));
+    const size_t scratch = size_t(conv::few_channels_scratch_floats(g));
+    for (int64_t n = 0; n < N_; ++n) {
+      // The zero-padded input, as wide as whole pixel tiles read (see padded_width).
+      for (int64_t c = 0; c < C_; ++c) {
+        float* pc = xpad + c * plane;
+        std::fill(pc, pc + plane, 0.f);
+        for (int64_t ih = 0; ih < in_[0]; ++ih) {
+          const int64_t r = ih + pad_[0];
+          if (r >= g.hp) break;
+          const int64_t n_cols = std::min(in_[1], g.wp - pad_[1]);
+          if (n_cols > 0)
+            std::memcpy(pc + r * g.wp + pad_[1], X + (n * C_ + c) * S_in_ + ih * in_[1],
+                        sizeof(float) * size_t(n_cols));
+        }
+      }
+      float* y = Y + n * M_ * S_;
+      // Rows in chunks of ~4 per item, so that both threads get work on small maps too.
+      const int64_t rows =
+          std::max<int64_t>(1, std::min<int64_t>(4, ceil_div(g.oh, 2 * num_threads())));
+      parallel_for(ceil_div(g.oh, rows), 1, [&](int64_t b, int64_t e) {
+        float* tmp = tl_col.get(scratch);
+        for (int64_t it = b; it < e; ++it) {
+          const int64_t r0 = it * rows, r1 = std::min(g.oh, r0 + rows);
+          few_channels_fn_(g, xpad, few_w_.data(), bias, r0, r1, y, clamp ? lohi : nullptr,
+                           tmp);
+          if (clamp) continue;
+          for (int64_t m = 0; m < M_; ++m) {
+            float* yr = y + m * S_ + r0 * OW;
+            const int64_t count = (r1 - r0) * OW;
+            if (Z) {
+              const float* z = Z + (n * M_ + m) * S_ + r0 * OW;
+              for (int64_t i = 0; i < count; ++i) yr[i] += z[i];
+            }
+            apply_activation(yr, count, epi_.act, epi_.act_alpha, epi_.act_beta);
+          }
+        }
+      });
+    }
+  }
+
   void setup_winograd(const KernelArgs& a) {
     const char* env = std::getenv("FERRY_CONV_WINOGRAD");
     const std::string mode = env ? env : "";
@@ -704,6 +790,9 @@ class ConvKernel : public Kernel {
   std::vector<std::unique_ptr<PackedA>> wino_w_;  // Winograd: U[xi] (M x C), 16 or 36
   int64_t wino_m_ = 2;  // Winograd output tile: 2 or 4
   conv::WinogradInputFn wino_in_ = nullptr;
+  conv::FewChannelsFn few_channels_fn_ = nullptr;
+  conv::FewChannelsGeometry few_geo_{};
+  std::vector<float> few_w_;  // channels-last weights of a few-channels conv, or empty
   conv::WinogradOutputFn wino_out_ = nullptr;
 };
 

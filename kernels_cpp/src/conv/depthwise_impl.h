@@ -62,39 +62,6 @@ void depthwise_plane_impl(const DepthwiseGeometry& g, const float* x, const floa
   (void)row_tmp;
 }
 
-// dst + c * ds (c < 8) receives column c of the 8 x 8 block whose rows are src + r * ss: the
-// channel interleave of the 8-channel path below, in registers where the ISA has them (the
-// scalar moves cost more than the block's convolution on 7x7 and 14x14 planes).
-inline void transpose8x8(const float* src, int64_t ss, float* dst, int64_t ds) {
-#if defined(__AVX2__)  // the AVX-512 build too (-mavx512f implies it)
-  const __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ss);
-  const __m256 r2 = _mm256_loadu_ps(src + 2 * ss), r3 = _mm256_loadu_ps(src + 3 * ss);
-  const __m256 r4 = _mm256_loadu_ps(src + 4 * ss), r5 = _mm256_loadu_ps(src + 5 * ss);
-  const __m256 r6 = _mm256_loadu_ps(src + 6 * ss), r7 = _mm256_loadu_ps(src + 7 * ss);
-  // Pairs of rows interleaved, then 4-row column pieces (columns c and c + 4 per register),
-  // then the 128-bit halves joined into whole columns.
-  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-  _mm256_storeu_ps(dst + ds, _mm256_permute2f128_ps(u1, u5, 0x20));
-  _mm256_storeu_ps(dst + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));
-  _mm256_storeu_ps(dst + 3 * ds, _mm256_permute2f128_ps(u3, u7, 0x20));
-  _mm256_storeu_ps(dst + 4 * ds, _mm256_permute2f128_ps(u0, u4, 0x31));
-  _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
-  _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
-  _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
-#else
-  for (int64_t r = 0; r < 8; ++r)
-    for (int64_t c = 0; c < 8; ++c) dst[c * ds + r] = src[r * ss + c];
-#endif
-}
-
 // Eight channels at once, interleaved ([position][8 channels]) and zero-padded, so that every
 // tap is one unconditional 8-wide multiply-add whatever the plane size: the path for small
 // planes (7x7, 14x14), where vectorizing along a row leaves mostly scalar tails. x/y/z point
@@ -120,7 +87,8 @@ void depthwise_block8_k(const DepthwiseGeometry& g, const float* x, int64_t s_in
     if (ih < 0 || ih >= IH) continue;
     const float* xr = x + ih * IW - g.pw;  // channel l's row at xr + l * s_in
     int64_t wp = w0;
-    for (; wp + 8 <= w1; wp += 8) transpose8x8(xr + wp, s_in, xi + (hp * WP + wp) * 8, 8);
+    for (; wp + 8 <= w1; wp += 8)
+      simd::transpose8x8(xr + wp, s_in, xi + (hp * WP + wp) * 8, 8);
     for (; wp < w1; ++wp)
       for (int64_t l = 0; l < 8; ++l) xi[(hp * WP + wp) * 8 + l] = xr[l * s_in + wp];
   }
@@ -147,7 +115,7 @@ void depthwise_block8_k(const DepthwiseGeometry& g, const float* x, int64_t s_in
     }
   }
   int64_t j = 0;
-  for (; j + 8 <= s_out; j += 8) transpose8x8(yo + j * 8, 8, y + j, s_out);
+  for (; j + 8 <= s_out; j += 8) simd::transpose8x8(yo + j * 8, 8, y + j, s_out);
   for (; j < s_out; ++j)
     for (int64_t l = 0; l < 8; ++l) y[l * s_out + j] = yo[j * 8 + l];
 }

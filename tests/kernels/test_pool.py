@@ -12,9 +12,11 @@ fk = pytest.importorskip("ferry_kernels")
 
 # Shapes: ones, primes, not multiples of the vector width, many planes (threads split planes).
 # (1, 4, 7, 7) and (1, 3, 14, 15): rows shorter than one or two vectors take the separable
-# (padded plane) form.
+# (padded plane) form. Outputs narrower than 16 with 8 or more planes go eight planes at a
+# time (the rest one by one): (2, 5, 8, 9) is one block and 2 planes, (1, 12, 13, 13) one and
+# 4, (1, 9, 27, 27) at stride 2 one and 1, (1, 64, 28, 28) at stride 2 eight blocks.
 SHAPES_2D = [(1, 1, 1, 1), (1, 3, 17, 13), (2, 5, 8, 9), (1, 2, 31, 33), (1, 64, 28, 28),
-             (1, 4, 7, 7), (1, 3, 14, 15)]
+             (1, 4, 7, 7), (1, 3, 14, 15), (1, 12, 13, 13), (1, 9, 27, 27)]
 
 CONFIGS_2D = [
     {"kernel_shape": [1, 1]},
@@ -66,7 +68,7 @@ def run_all_cases() -> None:
     x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
     check_native("MaxPool", 12, {"x": x}, {"kernel_shape": [2, 3], "storage_order": 1},
                  outputs=("y", "i"), rtol=0, atol=0)
-    for shape in [(1, 1, 1), (2, 3, 17), (1, 4, 100)]:
+    for shape in [(1, 1, 1), (2, 3, 17), (1, 4, 100), (2, 5, 17)]:
         x = rng.standard_normal(shape).astype(np.float32)
         for cfg in CONFIGS_1D:
             if not _fits(shape, cfg):

@@ -369,7 +369,62 @@ float max_n(const float* x, int64_t n) {
   return m;
 }
 
-Table make_table() { return Table{max_plane, avg_plane, sum_n, max_n}; }
+// Eight planes interleaved ([position][8 planes], -inf or 0 around them) by 8x8 register
+// transposes: every tap is one unconditional 8-wide max / add whatever the plane size (the
+// depthwise conv's 8-channel form); the results are transposed back.
+void block8(const float* x, int64_t s_in, float* y, int64_t s_out, bool max,
+            const float* count_h, const float* count_w, const Geometry& g, float* tmp) {
+  const int64_t HP = (g.OH - 1) * g.SH + (g.KH - 1) * g.DH + 1;
+  const int64_t WP = (g.OW - 1) * g.SW + (g.KW - 1) * g.DW + 1;
+  float* xi = tmp;
+  float* yo = tmp + HP * WP * 8;
+  const float fill = max ? -__builtin_inff() : 0.0f;
+  for (int64_t i = 0; i < HP * WP * 8; ++i) xi[i] = fill;
+  const int64_t w0 = g.PL > 0 ? g.PL : 0, w1 = WP < g.W + g.PL ? WP : g.W + g.PL;
+  for (int64_t hp = 0; hp < HP; ++hp) {
+    const int64_t ih = hp - g.PT;
+    if (ih < 0 || ih >= g.H) continue;
+    const float* xr = x + ih * g.W - g.PL;  // plane l's row at xr + l * s_in
+    int64_t wp = w0;
+    for (; wp + 8 <= w1; wp += 8) transpose8x8(xr + wp, s_in, xi + (hp * WP + wp) * 8, 8);
+    for (; wp < w1; ++wp)
+      for (int64_t l = 0; l < 8; ++l) xi[(hp * WP + wp) * 8 + l] = xr[l * s_in + wp];
+  }
+  for (int64_t oh = 0; oh < g.OH; ++oh)
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      const float* xb = xi + (oh * g.SH * WP + ow * g.SW) * 8;
+      float* o = yo + (oh * g.OW + ow) * 8;
+      const float c = max ? 1.0f : count_h[oh] * count_w[ow];
+#if defined(__AVX2__)
+      __m256 acc = _mm256_set1_ps(fill);
+      for (int64_t kh = 0; kh < g.KH; ++kh)
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          const __m256 v = _mm256_loadu_ps(xb + (kh * g.DH * WP + kw * g.DW) * 8);
+          acc = max ? _mm256_max_ps(acc, v) : _mm256_add_ps(acc, v);  // pool_one's NaN rule
+        }
+      if (!max)
+        acc = c > 0.0f ? _mm256_div_ps(acc, _mm256_set1_ps(c)) : _mm256_setzero_ps();
+      _mm256_storeu_ps(o, acc);
+#else
+      for (int64_t l = 0; l < 8; ++l) {
+        float acc = fill;
+        for (int64_t kh = 0; kh < g.KH; ++kh)
+          for (int64_t kw = 0; kw < g.KW; ++kw) {
+            const float v = xb[(kh * g.DH * WP + kw * g.DW) * 8 + l];
+            acc = max ? (acc > v ? acc : v) : acc + v;
+          }
+        o[l] = max ? acc : (c > 0.0f ? acc / c : 0.0f);
+      }
+#endif
+    }
+  const int64_t n = g.OH * g.OW;
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) transpose8x8(yo + j * 8, 8, y + j, s_out);
+  for (; j < n; ++j)
+    for (int64_t l = 0; l < 8; ++l) y[l * s_out + j] = yo[j * 8 + l];
+}
+
+Table make_table() { return Table{max_plane, avg_plane, sum_n, max_n, block8}; }
 
 }  // namespace
 }  // namespace pool

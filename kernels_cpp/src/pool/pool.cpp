@@ -67,6 +67,28 @@ int64_t plane_grain(const Geometry& g) {
   return std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, g.OH * g.OW * g.KH * g.KW));
 }
 
+// Planes in blocks of eight (Table::block8) where use_block8 says so, the rest one by one
+// through `one(i)`; in parallel.
+template <class One>
+void run_planes(const Geometry& g, const Planes& p, bool max, const float* count_h,
+                const float* count_w, Block8Fn block8, const float* x, float* y, One one) {
+  const int64_t blocks = block8 && use_block8(g) ? p.count / 8 : 0;
+  const int64_t items = blocks + (p.count - blocks * 8);
+  const int64_t grain = blocks ? std::max<int64_t>(1, plane_grain(g) / 8) : plane_grain(g);
+  parallel_for(items, grain, [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> tmp;
+    if (blocks && tmp.size() < size_t(block8_scratch_floats(g)))
+      tmp.resize(size_t(block8_scratch_floats(g)));
+    for (int64_t it = b; it < e; ++it) {
+      if (it < blocks)
+        block8(x + it * 8 * p.in_size, p.in_size, y + it * 8 * p.out_size, p.out_size, max,
+               count_h, count_w, g, tmp.data());
+      else
+        one(blocks * 8 + (it - blocks));
+    }
+  });
+}
+
 void check_f32(const KernelArgs& a, const char* name) {
   if (a.in_shapes.empty() || a.out_shapes.empty() || a.in_dtypes[0] != DType::f32 ||
       a.out_dtypes[0] != DType::f32)
@@ -75,16 +97,16 @@ void check_f32(const KernelArgs& a, const char* name) {
 
 class MaxPoolKernel : public Kernel {
  public:
-  MaxPoolKernel(const Geometry& g, const Planes& p, bool col_major, MaxPlaneFn fn)
-      : g_(g), p_(p), col_major_(col_major), fn_(fn) {}
+  MaxPoolKernel(const Geometry& g, const Planes& p, bool col_major, MaxPlaneFn fn,
+                Block8Fn block8)
+      : g_(g), p_(p), col_major_(col_major), fn_(fn), block8_(block8) {}
   void run(const void* const* in, void* const* out) const override {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[0]);
     int64_t* ind = out_count_ > 1 ? static_cast<int64_t*>(out[1]) : nullptr;
-    parallel_for(p_.count, plane_grain(g_), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i)
-        fn_(x + i * p_.in_size, y + i * p_.out_size, ind ? ind + i * p_.out_size : nullptr,
-            i * p_.in_size, col_major_, g_);
+    run_planes(g_, p_, true, nullptr, nullptr, ind ? nullptr : block8_, x, y, [&](int64_t i) {
+      fn_(x + i * p_.in_size, y + i * p_.out_size, ind ? ind + i * p_.out_size : nullptr,
+          i * p_.in_size, col_major_, g_);
     });
   }
   int out_count_ = 1;
@@ -94,6 +116,7 @@ class MaxPoolKernel : public Kernel {
   Planes p_;
   bool col_major_;
   MaxPlaneFn fn_;
+  Block8Fn block8_;
 };
 
 std::unique_ptr<Kernel> whole_plane_pool(const KernelArgs& a, const Geometry& g,
@@ -108,8 +131,9 @@ std::unique_ptr<Kernel> make_maxpool(const KernelArgs& a) {
   if (indices && (a.out_shapes.size() != 2 || a.out_dtypes[1] != DType::i64 ||
                   a.out_shapes[1] != a.out_shapes[0]))
     throw KernelArgError("MaxPool: indices need a second int64 output of Y's shape");
+  const Table& t = table_for(active_isa());
   auto k = std::make_unique<MaxPoolKernel>(g, p, a.params.get_int("storage_order", 0) != 0,
-                                           table_for(active_isa()).max_plane);
+                                           t.max_plane, t.block8);
   k->out_count_ = indices ? 2 : 1;
   return k;
 }
@@ -117,8 +141,8 @@ std::unique_ptr<Kernel> make_maxpool(const KernelArgs& a) {
 class AvgPoolKernel : public Kernel {
  public:
   AvgPoolKernel(const Geometry& g, const Planes& p, std::vector<float> ch,
-                std::vector<float> cw, AvgPlaneFn fn)
-      : g_(g), p_(p), ch_(std::move(ch)), cw_(std::move(cw)), fn_(fn) {
+                std::vector<float> cw, AvgPlaneFn fn, Block8Fn block8)
+      : g_(g), p_(p), ch_(std::move(ch)), cw_(std::move(cw)), fn_(fn), block8_(block8) {
     if (g_.SH == 1 && g_.SW == 1 && g_.OH > 0 && g_.OW > 0) {
       const int64_t wp = (g_.OW - 1) + (g_.KW - 1) * g_.DW + 1;
       if (g_.OH * wp <= (int64_t(1) << 20)) {
@@ -135,9 +159,8 @@ class AvgPoolKernel : public Kernel {
   void run(const void* const* in, void* const* out) const override {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[0]);
-    parallel_for(p_.count, plane_grain(g_), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i)
-        fn_(x + i * p_.in_size, y + i * p_.out_size, ch_.data(), cw_.data(), g_);
+    run_planes(g_, p_, false, ch_.data(), cw_.data(), block8_, x, y, [&](int64_t i) {
+      fn_(x + i * p_.in_size, y + i * p_.out_size, ch_.data(), cw_.data(), g_);
     });
   }
 
@@ -147,6 +170,7 @@ class AvgPoolKernel : public Kernel {
   std::vector<float> ch_, cw_;
   std::vector<float> den_;  // g_.den
   AvgPlaneFn fn_;
+  Block8Fn block8_;
 };
 
 // Taps per output position along one axis that count in the divisor: inside [lo, hi).
@@ -181,8 +205,9 @@ std::unique_ptr<Kernel> make_avgpool(const KernelArgs& a) {
   std::vector<float> cw = include_pad ? tap_counts(g.OW, g.KW, g.SW, g.DW, g.PL, -g.PL,
                                                    g.W + pe[1])
                                       : tap_counts(g.OW, g.KW, g.SW, g.DW, g.PL, 0, g.W);
-  return std::make_unique<AvgPoolKernel>(g, p, std::move(ch), std::move(cw),
-                                         table_for(active_isa()).avg_plane);
+  const Table& t = table_for(active_isa());
+  return std::make_unique<AvgPoolKernel>(g, p, std::move(ch), std::move(cw), t.avg_plane,
+                                         t.block8);
 }
 
 class GlobalKernel : public Kernel {

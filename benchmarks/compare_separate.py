@@ -28,13 +28,9 @@ else:
     import onnxruntime as ort
     so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.inter_op_num_threads = 1
     s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-f = {}
-for i in s.get_inputs():
-    shape = [d if isinstance(d, int) else (1 if k == 0 else 128) for k, d in enumerate(i.shape)]
-    if "int" in i.type:
-        f[i.name] = np.ones(shape, np.int64) if ("mask" in i.name) else (np.zeros(shape, np.int64) if "type" in i.name else rng.integers(0, 1000, shape).astype(np.int64))
-    else:
-        f[i.name] = rng.standard_normal(shape).astype(np.float32)
+sys.path.insert(0, os.path.join(os.environ["FERRY_ROOT"], "benchmarks"))
+from compare_ort import feeds_for
+f = feeds_for(s, rng)
 for _ in range(3): s.run(None, f)
 ts = []
 t_end = time.perf_counter() + 4

@@ -43,19 +43,9 @@ else:
     so.graph_optimization_level = ort.GraphOptimizationLevel(level)
     s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     nodes = None
-rng = np.random.default_rng(0)
-feeds = {}
-for i in s.get_inputs():
-    shape = [d if isinstance(d, int) else (1 if k == 0 else 128) for k, d in enumerate(i.shape)]
-    if "int" in i.type:
-        if "mask" in i.name:
-            feeds[i.name] = np.ones(shape, np.int64)
-        elif "type" in i.name:
-            feeds[i.name] = np.zeros(shape, np.int64)
-        else:
-            feeds[i.name] = rng.integers(0, 1000, shape).astype(np.int64)
-    else:
-        feeds[i.name] = rng.standard_normal(shape).astype(np.float32)
+sys.path.insert(0, os.path.join(os.environ["FERRY_ROOT"], "benchmarks"))
+from compare_ort import feeds_for
+feeds = feeds_for(s, np.random.default_rng(0))
 for _ in range(3):
     s.run(None, feeds)
 times = []

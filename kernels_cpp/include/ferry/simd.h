@@ -283,6 +283,32 @@ inline void transpose8x8(const float* src, int64_t ss, float* dst, int64_t ds) {
 #endif
 }
 
+// The 8-lane interleave of the small-plane paths (depthwise 8-channel blocks, 8-plane pools):
+// xi[(r * wp + c) * 8 + l] = plane l (at x + l * s_in, h x w) at row r - pt, column c - pl,
+// or `fill` outside it, for an hp x wp padded block.
+inline void interleave8_padded(const float* x, int64_t s_in, int64_t h, int64_t w, int64_t pt,
+                               int64_t pl, int64_t hp, int64_t wp, float fill, float* xi) {
+  for (int64_t i = 0; i < hp * wp * 8; ++i) xi[i] = fill;
+  const int64_t c0 = pl > 0 ? pl : 0, c1 = wp < w + pl ? wp : w + pl;
+  for (int64_t r = 0; r < hp; ++r) {
+    const int64_t ih = r - pt;
+    if (ih < 0 || ih >= h) continue;
+    const float* xr = x + ih * w - pl;  // plane l's row at xr + l * s_in
+    int64_t c = c0;
+    for (; c + 8 <= c1; c += 8) transpose8x8(xr + c, s_in, xi + (r * wp + c) * 8, 8);
+    for (; c < c1; ++c)
+      for (int64_t l = 0; l < 8; ++l) xi[(r * wp + c) * 8 + l] = xr[l * s_in + c];
+  }
+}
+
+// Back to planes: dst[l * ds + j] = src[j * ss + l] for j < n, l < 8.
+inline void deinterleave8(const float* src, int64_t ss, int64_t n, float* dst, int64_t ds) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) transpose8x8(src + j * ss, ss, dst + j, ds);
+  for (; j < n; ++j)
+    for (int64_t l = 0; l < 8; ++l) dst[l * ds + j] = src[j * ss + l];
+}
+
 // Broadcast helpers that name the vector type: C<V>(1.0f), CI<V>(127).
 template <class V> inline V C(float v) { return set1(V{}, v); }
 template <class V> inline typename Traits<V>::I CI(int32_t v) { return iset1(V{}, v); }

@@ -80,18 +80,7 @@ void depthwise_block8_k(const DepthwiseGeometry& g, const float* x, int64_t s_in
   float* __restrict xi = tmp;
   float* __restrict yo = tmp + HP * WP * 8;
   float* __restrict wi = yo + s_out * 8;
-  for (int64_t i = 0; i < HP * WP * 8; ++i) xi[i] = 0.f;
-  const int64_t w0 = dw_max(0, g.pw), w1 = dw_min(WP, IW + g.pw);
-  for (int64_t hp = 0; hp < HP; ++hp) {
-    const int64_t ih = hp - g.ph;
-    if (ih < 0 || ih >= IH) continue;
-    const float* xr = x + ih * IW - g.pw;  // channel l's row at xr + l * s_in
-    int64_t wp = w0;
-    for (; wp + 8 <= w1; wp += 8)
-      simd::transpose8x8(xr + wp, s_in, xi + (hp * WP + wp) * 8, 8);
-    for (; wp < w1; ++wp)
-      for (int64_t l = 0; l < 8; ++l) xi[(hp * WP + wp) * 8 + l] = xr[l * s_in + wp];
-  }
+  simd::interleave8_padded(x, s_in, IH, IW, g.ph, g.pw, HP, WP, 0.f, xi);
   for (int64_t l = 0; l < 8; ++l)
     for (int64_t t = 0; t < ks; ++t) wi[t * 8 + l] = w[l * ks + t];
   for (int64_t oh = 0; oh < OH; ++oh) {
@@ -114,10 +103,7 @@ void depthwise_block8_k(const DepthwiseGeometry& g, const float* x, int64_t s_in
       for (int l = 0; l < 8; ++l) o[l] = acc[l];
     }
   }
-  int64_t j = 0;
-  for (; j + 8 <= s_out; j += 8) simd::transpose8x8(yo + j * 8, 8, y + j, s_out);
-  for (; j < s_out; ++j)
-    for (int64_t l = 0; l < 8; ++l) y[l * s_out + j] = yo[j * 8 + l];
+  simd::deinterleave8(yo, 8, s_out, y, s_out);
 }
 
 void depthwise_block8_impl(const DepthwiseGeometry& g, const float* x, int64_t s_in,

@@ -122,13 +122,7 @@ void few_channels_impl(const FewChannelsGeometry& g, const float* xpad, const fl
 #endif
     // Pixel-major row -> channel planes, 8 channels x 8 pixels at a time.
     float* yr = y + oh * g.ow;
-    for (int64_t m0 = 0; m0 < g.m; m0 += 8) {
-      int64_t p0 = 0;
-      for (; p0 + 8 <= g.ow; p0 += 8)
-        simd::transpose8x8(tmp + p0 * g.m + m0, g.m, yr + m0 * S + p0, S);
-      for (; p0 < g.ow; ++p0)
-        for (int64_t c = 0; c < 8; ++c) yr[(m0 + c) * S + p0] = tmp[p0 * g.m + m0 + c];
-    }
+    for (int64_t m0 = 0; m0 < g.m; m0 += 8) simd::deinterleave8(tmp + m0, g.m, g.ow, yr + m0 * S, S);
   }
 #if defined(__AVX2__)
   if (xoff != xoff_small) delete[] xoff;

@@ -379,17 +379,7 @@ void block8(const float* x, int64_t s_in, float* y, int64_t s_out, bool max,
   float* xi = tmp;
   float* yo = tmp + HP * WP * 8;
   const float fill = max ? -__builtin_inff() : 0.0f;
-  for (int64_t i = 0; i < HP * WP * 8; ++i) xi[i] = fill;
-  const int64_t w0 = g.PL > 0 ? g.PL : 0, w1 = WP < g.W + g.PL ? WP : g.W + g.PL;
-  for (int64_t hp = 0; hp < HP; ++hp) {
-    const int64_t ih = hp - g.PT;
-    if (ih < 0 || ih >= g.H) continue;
-    const float* xr = x + ih * g.W - g.PL;  // plane l's row at xr + l * s_in
-    int64_t wp = w0;
-    for (; wp + 8 <= w1; wp += 8) transpose8x8(xr + wp, s_in, xi + (hp * WP + wp) * 8, 8);
-    for (; wp < w1; ++wp)
-      for (int64_t l = 0; l < 8; ++l) xi[(hp * WP + wp) * 8 + l] = xr[l * s_in + wp];
-  }
+  interleave8_padded(x, s_in, g.H, g.W, g.PT, g.PL, HP, WP, fill, xi);
   for (int64_t oh = 0; oh < g.OH; ++oh)
     for (int64_t ow = 0; ow < g.OW; ++ow) {
       const float* xb = xi + (oh * g.SH * WP + ow * g.SW) * 8;
@@ -417,11 +407,7 @@ void block8(const float* x, int64_t s_in, float* y, int64_t s_out, bool max,
       }
 #endif
     }
-  const int64_t n = g.OH * g.OW;
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) transpose8x8(yo + j * 8, 8, y + j, s_out);
-  for (; j < n; ++j)
-    for (int64_t l = 0; l < 8; ++l) y[l * s_out + j] = yo[j * 8 + l];
+  deinterleave8(yo, 8, g.OH * g.OW, y, s_out);
 }
 
 Table make_table() { return Table{max_plane, avg_plane, sum_n, max_n, block8}; }

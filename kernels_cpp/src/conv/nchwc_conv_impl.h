@@ -1,0 +1,311 @@
+// The NCHWc direct convolution (see nchwc_conv.h), written once and compiled by each ISA file
+// (nchwc_conv__scalar/__avx2/__avx512.cpp) with its own flags. Internal linkage only. The
+// AVX-512 file runs the AVX2 loops: the block is 8 channels on every ISA, and it was not
+// measured on an AVX-512 machine.
+//
+// Per output row: the taps kh whose input row is inside the image (no padded copy); along the
+// row, the interior columns (every kw tap inside) go through register tiles of MB blocks x P
+// pixels, the edge columns one pixel at a time over their in-bounds kw taps only. Every
+// output's summation order depends only on its position (tiles never mix pixels' sums), so
+// the result does not depend on how the work is split over threads.
+#pragma once
+#include <cstdint>
+
+#include "nchwc_conv.h"
+#include "ferry/simd.h"
+
+namespace ferry {
+namespace conv {
+namespace {
+
+// In-bounds taps [lo, hi) of one kernel axis for an output whose first tap reads input
+// position `base` (o * stride - pad) of an axis of n.
+inline void nchwc_tap_range(int64_t base, int64_t k, int64_t d, int64_t n, int64_t& lo,
+                            int64_t& hi) {
+  lo = base >= 0 ? 0 : (-base + d - 1) / d;
+  hi = base >= n ? 0 : (n - 1 - base) / d + 1;
+  if (hi > k) hi = k;
+  if (lo > hi) lo = hi;
+}
+
+// What one output row of a pass needs (offsets in floats; pointers formed only when used).
+struct NchwcRow {
+  int64_t x_off;   // input offset of (first in-bounds kh, kw 0, column -pl) from p.x
+  const float* w;  // weights at the first in-bounds kh
+  int64_t nkh;     // in-bounds kh taps
+  int64_t y_off;   // output offset of the row's pixel 0 (block 0)
+};
+
+#if defined(__AVX2__)
+// One step of a tile: MB weight vectors (one input channel, MB output blocks) times P
+// broadcast input scalars (one per pixel, pstep floats apart).
+template <int MB, int P>
+inline void nchwc_step(__m256 (&acc)[MB][P], const float* w, const float* x, int64_t pstep) {
+  __m256 wv[MB];
+#pragma GCC unroll 3
+  for (int v = 0; v < MB; ++v) wv[v] = _mm256_loadu_ps(w + 8 * v);
+#pragma GCC unroll 12
+  for (int q = 0; q < P; ++q) {
+    const __m256 xv = _mm256_broadcast_ss(x + q * pstep);
+#pragma GCC unroll 3
+    for (int v = 0; v < MB; ++v) acc[v][q] = _mm256_fmadd_ps(wv[v], xv, acc[v][q]);
+  }
+}
+
+// Start values of MB blocks x P pixels at y / z (ostride floats between blocks): bias + z on
+// the first pass (z read before y is written: z may be y), y's partial sums on later ones.
+template <int MB, int P>
+inline void nchwc_init(__m256 (&acc)[MB][P], const NchwcPass& ps, const float* y, const float* z,
+                       int64_t ostride) {
+#pragma GCC unroll 3
+  for (int v = 0; v < MB; ++v) {
+    if (ps.first) {
+      const __m256 b = ps.bias ? _mm256_loadu_ps(ps.bias + 8 * v) : _mm256_setzero_ps();
+#pragma GCC unroll 12
+      for (int q = 0; q < P; ++q)
+        acc[v][q] = z ? _mm256_add_ps(b, _mm256_loadu_ps(z + v * ostride + 8 * q)) : b;
+    } else {
+#pragma GCC unroll 12
+      for (int q = 0; q < P; ++q) acc[v][q] = _mm256_loadu_ps(y + v * ostride + 8 * q);
+    }
+  }
+}
+
+template <int MB, int P>
+inline void nchwc_store(__m256 (&acc)[MB][P], const NchwcPass& ps, float* y, int64_t ostride) {
+  if (ps.last && ps.lohi) {  // NaN passes (acc second)
+    const __m256 lo = _mm256_set1_ps(ps.lohi[0]), hi = _mm256_set1_ps(ps.lohi[1]);
+#pragma GCC unroll 3
+    for (int v = 0; v < MB; ++v)
+#pragma GCC unroll 12
+      for (int q = 0; q < P; ++q) acc[v][q] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[v][q]));
+  }
+#pragma GCC unroll 3
+  for (int v = 0; v < MB; ++v)
+#pragma GCC unroll 12
+    for (int q = 0; q < P; ++q) _mm256_storeu_ps(y + v * ostride + 8 * q, acc[v][q]);
+}
+
+// Interior tile: MB output blocks x P consecutive pixels of one row, all kw taps in bounds.
+// x: the first pixel's input at (first in-bounds kh, kw 0, chunk block 0). SW: the column
+// stride when it is 1 or 2 (constant pixel offsets), 0 otherwise.
+template <int MB, int P, bool BLK, int SW>
+inline void nchwc_tile(const NchwcGeometry& g, const NchwcPass& ps, const float* x,
+                       const float* w, int64_t nkh, float* y, const float* z) {
+  const int64_t ostride = g.oh * g.ow * 8;
+  __m256 acc[MB][P];
+  nchwc_init<MB, P>(acc, ps, y, z, ostride);
+  constexpr int64_t pix = BLK ? 8 : 1;
+  const int64_t pstep = (SW > 0 ? SW : g.sw) * pix;
+  const int64_t rstep = g.dh * g.iw * pix, kstep = g.dw * pix;
+  const int64_t bstride = g.ih * g.iw * 8, cstride = g.ih * g.iw;
+  for (int64_t i = 0; i < nkh; ++i) {
+    const float* xr = x + i * rstep;
+    for (int64_t j = 0; j < g.kw; ++j) {
+      const float* xk = xr + j * kstep;
+      if constexpr (BLK) {
+        for (int64_t b = 0; b < ps.ncb; ++b, w += 8 * MB * 8) {
+          const float* xb = xk + b * bstride;
+#pragma GCC unroll 8
+          for (int c = 0; c < 8; ++c) nchwc_step<MB, P>(acc, w + c * MB * 8, xb + c, pstep);
+        }
+      } else {
+        for (int64_t c = 0; c < g.cin; ++c, w += MB * 8)
+          nchwc_step<MB, P>(acc, w, xk + c * cstride, pstep);
+      }
+    }
+  }
+  nchwc_store<MB, P>(acc, ps, y, ostride);
+}
+
+// The last n (< the full tile) pixels of a run: the tile of exactly n pixels.
+template <int MB, int P, bool BLK, int SW>
+inline void nchwc_tail(int64_t n, const NchwcGeometry& g, const NchwcPass& ps, const float* x,
+                       const float* w, int64_t nkh, float* y, const float* z) {
+  if constexpr (P >= 1) {
+    if (n == P) return nchwc_tile<MB, P, BLK, SW>(g, ps, x, w, nkh, y, z);
+    nchwc_tail<MB, P - 1, BLK, SW>(n, g, ps, x, w, nkh, y, z);
+  }
+}
+
+// Interior columns [a, b) of one row.
+template <int MB, bool BLK, int SW>
+inline void nchwc_interior(const NchwcGeometry& g, const NchwcPass& ps, const NchwcRow& r,
+                           int64_t a, int64_t b) {
+  constexpr int PM = kNchwcMaxPixels[MB];
+  const int64_t pstep = g.sw * (BLK ? 8 : 1);
+  // As few tiles as full ones would take, of nearly equal size: 7 pixels as 4 + 3 rather than
+  // 6 + 1 (a one-pixel tile has MB accumulators: FMA latency bound).
+  const int64_t n = b - a, tiles = (n + PM - 1) / PM, small = n / tiles, big = n % tiles;
+  int64_t ow = a;
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t np = small + (t < big ? 1 : 0);
+    const float* x = ps.x + (r.x_off + ow * pstep);
+    float* y = ps.y + (r.y_off + ow * 8);
+    const float* z = ps.z ? ps.z + (r.y_off + ow * 8) : nullptr;
+    if (np == PM)
+      nchwc_tile<MB, PM, BLK, SW>(g, ps, x, r.w, r.nkh, y, z);
+    else
+      nchwc_tail<MB, PM - 1, BLK, SW>(np, g, ps, x, r.w, r.nkh, y, z);
+    ow += np;
+  }
+}
+
+// One edge pixel (some kw taps out of bounds): its in-bounds taps only. A single pixel has
+// MB accumulators, too few to hide the FMA latency: four partial sums (channel c % 4), added
+// at the end.
+template <int MB, bool BLK>
+inline void nchwc_edge(const NchwcGeometry& g, const NchwcPass& ps, const NchwcRow& r,
+                       int64_t ow) {
+  const int64_t ostride = g.oh * g.ow * 8;
+  constexpr int64_t pix = BLK ? 8 : 1;
+  const int64_t ncb = BLK ? ps.ncb : 1;
+  const int64_t tapw = ncb * g.cin * MB * 8;
+  int64_t kw0, kw1;
+  nchwc_tap_range(ow * g.sw - g.pl, g.kw, g.dw, g.iw, kw0, kw1);
+  __m256 part[4][MB];
+  for (int s = 0; s < 4; ++s)
+    for (int v = 0; v < MB; ++v) part[s][v] = _mm256_setzero_ps();
+  if (kw1 > kw0 && r.nkh > 0) {
+    const float* x = ps.x + (r.x_off + (ow * g.sw + kw0 * g.dw) * pix);
+    const int64_t rstep = g.dh * g.iw * pix, kstep = g.dw * pix;
+    const int64_t bstride = g.ih * g.iw * 8, cstride = g.ih * g.iw;
+    for (int64_t i = 0; i < r.nkh; ++i)
+      for (int64_t j = kw0; j < kw1; ++j) {
+        const float* xk = x + i * rstep + (j - kw0) * kstep;
+        const float* w = r.w + (i * g.kw + j) * tapw;
+        if constexpr (BLK) {
+          for (int64_t b = 0; b < ncb; ++b, w += 8 * MB * 8) {
+            const float* xb = xk + b * bstride;
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; ++c) {
+              const __m256 xv = _mm256_broadcast_ss(xb + c);
+#pragma GCC unroll 3
+              for (int v = 0; v < MB; ++v)
+                part[c & 3][v] = _mm256_fmadd_ps(_mm256_loadu_ps(w + c * MB * 8 + 8 * v), xv,
+                                                 part[c & 3][v]);
+            }
+          }
+        } else {
+          int64_t c = 0;
+          for (; c + 4 <= g.cin; c += 4)
+#pragma GCC unroll 4
+            for (int s = 0; s < 4; ++s) {
+              const __m256 xv = _mm256_broadcast_ss(xk + (c + s) * cstride);
+#pragma GCC unroll 3
+              for (int v = 0; v < MB; ++v)
+                part[s][v] = _mm256_fmadd_ps(_mm256_loadu_ps(w + (c + s) * MB * 8 + 8 * v), xv,
+                                             part[s][v]);
+            }
+          for (; c < g.cin; ++c) {
+            const __m256 xv = _mm256_broadcast_ss(xk + c * cstride);
+            for (int v = 0; v < MB; ++v)
+              part[0][v] =
+                  _mm256_fmadd_ps(_mm256_loadu_ps(w + c * MB * 8 + 8 * v), xv, part[0][v]);
+          }
+        }
+      }
+  }
+  float* y = ps.y + (r.y_off + ow * 8);
+  const float* z = ps.z ? ps.z + (r.y_off + ow * 8) : nullptr;
+  __m256 acc[MB][1];
+  nchwc_init<MB, 1>(acc, ps, y, z, ostride);
+  for (int v = 0; v < MB; ++v)
+    acc[v][0] = _mm256_add_ps(acc[v][0], _mm256_add_ps(_mm256_add_ps(part[0][v], part[1][v]),
+                                                       _mm256_add_ps(part[2][v], part[3][v])));
+  nchwc_store<MB, 1>(acc, ps, y, ostride);
+}
+
+template <int MB, bool BLK, int SW>
+void nchwc_rows(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_t hi) {
+  const int64_t pix = BLK ? 8 : 1;
+  const int64_t tapw = (BLK ? ps.ncb : 1) * g.cin * MB * 8;
+  for (int64_t oh = ps.oh0; oh < ps.oh1; ++oh) {
+    const int64_t ihb = oh * g.sh - g.pt;
+    int64_t kh0, kh1;
+    nchwc_tap_range(ihb, g.kh, g.dh, g.ih, kh0, kh1);
+    const NchwcRow r{((ihb + kh0 * g.dh) * g.iw - g.pl) * pix, ps.w + kh0 * g.kw * tapw,
+                     kh1 - kh0, oh * g.ow * 8};
+    for (int64_t ow = ps.ow0; ow < ps.ow1 && ow < lo; ++ow) nchwc_edge<MB, BLK>(g, ps, r, ow);
+    const int64_t a = ps.ow0 > lo ? ps.ow0 : lo, b = ps.ow1 < hi ? ps.ow1 : hi;
+    if (a < b) nchwc_interior<MB, BLK, SW>(g, ps, r, a, b);
+    for (int64_t ow = ps.ow0 > hi ? ps.ow0 : hi; ow < ps.ow1; ++ow)
+      nchwc_edge<MB, BLK>(g, ps, r, ow);
+  }
+}
+
+template <int MB>
+void nchwc_dispatch(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_t hi) {
+  if (!g.blocked) return nchwc_rows<MB, false, 0>(g, ps, lo, hi);
+  if (g.sw == 1) return nchwc_rows<MB, true, 1>(g, ps, lo, hi);
+  if (g.sw == 2) return nchwc_rows<MB, true, 2>(g, ps, lo, hi);
+  nchwc_rows<MB, true, 0>(g, ps, lo, hi);
+}
+#else
+// Portable path: every pixel over its in-bounds taps.
+void nchwc_pixel(const NchwcGeometry& g, const NchwcPass& ps, const NchwcRow& r, int64_t ow) {
+  const int64_t ostride = g.oh * g.ow * 8, mw = int64_t(ps.mb) * 8;
+  const int64_t pix = g.blocked ? 8 : 1, ncb = g.blocked ? ps.ncb : 1;
+  const int64_t tapw = ncb * g.cin * mw;
+  const int64_t cstride = g.blocked ? 1 : g.ih * g.iw, bstride = g.ih * g.iw * 8;
+  float acc[3 * 8];
+  float* y = ps.y + (r.y_off + ow * 8);
+  const float* z = ps.z ? ps.z + (r.y_off + ow * 8) : nullptr;
+  for (int64_t o = 0; o < mw; ++o) {
+    const int64_t at = (o / 8) * ostride + o % 8;
+    acc[o] = ps.first ? (ps.bias ? ps.bias[o] : 0.f) + (z ? z[at] : 0.f) : y[at];
+  }
+  int64_t kw0, kw1;
+  nchwc_tap_range(ow * g.sw - g.pl, g.kw, g.dw, g.iw, kw0, kw1);
+  for (int64_t i = 0; i < r.nkh; ++i)
+    for (int64_t j = kw0; j < kw1; ++j) {
+      const float* xk = ps.x + (r.x_off + i * g.dh * g.iw * pix + (ow * g.sw + j * g.dw) * pix);
+      const float* w = r.w + (i * g.kw + j) * tapw;
+      for (int64_t b = 0; b < ncb; ++b)
+        for (int64_t c = 0; c < g.cin; ++c, w += mw) {
+          const float xv = xk[b * bstride + c * cstride];
+          for (int64_t o = 0; o < mw; ++o) acc[o] += w[o] * xv;
+        }
+    }
+  for (int64_t o = 0; o < mw; ++o) {
+    float v = acc[o];
+    if (ps.last && ps.lohi)  // written so that NaN passes, as in the vector clamp
+      v = v < ps.lohi[0] ? ps.lohi[0] : (v > ps.lohi[1] ? ps.lohi[1] : v);
+    y[(o / 8) * ostride + o % 8] = v;
+  }
+}
+#endif
+
+void nchwc_conv_impl(const NchwcGeometry& g, const NchwcPass& ps) {
+  // Interior columns [lo, hi): every kw tap inside the input row.
+  int64_t lo = g.pl > 0 ? (g.pl + g.sw - 1) / g.sw : 0;
+  const int64_t last = g.iw - 1 + g.pl - (g.kw - 1) * g.dw;
+  int64_t hi = last < 0 ? 0 : last / g.sw + 1;
+  if (lo > g.ow) lo = g.ow;
+  if (hi > g.ow) hi = g.ow;
+  if (hi < lo) hi = lo;
+#if defined(__AVX2__)
+  switch (ps.mb) {
+    case 1: return nchwc_dispatch<1>(g, ps, lo, hi);
+    case 2: return nchwc_dispatch<2>(g, ps, lo, hi);
+    default: return nchwc_dispatch<3>(g, ps, lo, hi);
+  }
+#else
+  (void)lo;
+  (void)hi;
+  const int64_t pix = g.blocked ? 8 : 1;
+  const int64_t tapw = (g.blocked ? ps.ncb : 1) * g.cin * ps.mb * 8;
+  for (int64_t oh = ps.oh0; oh < ps.oh1; ++oh) {
+    const int64_t ihb = oh * g.sh - g.pt;
+    int64_t kh0, kh1;
+    nchwc_tap_range(ihb, g.kh, g.dh, g.ih, kh0, kh1);
+    const NchwcRow r{((ihb + kh0 * g.dh) * g.iw - g.pl) * pix, ps.w + kh0 * g.kw * tapw,
+                     kh1 - kh0, oh * g.ow * 8};
+    for (int64_t ow = ps.ow0; ow < ps.ow1; ++ow) nchwc_pixel(g, ps, r, ow);
+  }
+#endif
+}
+
+}  // namespace
+}  // namespace conv
+}  // namespace ferry

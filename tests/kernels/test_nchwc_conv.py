@@ -84,6 +84,12 @@ SCRIPT = textwrap.dedent("""
         (2, 3, 23, 20, 16, 3, 2, 1, 1, "nchw"),     # 3x3/2 NCHW input
         (1, 5, 9, 11, 8, 1, 1, 0, 1, "nchw"),       # NCHW pointwise, odd C
         (1, 8, 56, 56, 16, 3, 1, 1, 1, "nchwc"),    # 56x56
+        # Outputs wider than 16 take row tiles (narrower ones gathered tiles): the same forms
+        (1, 16, 40, 41, 24, 3, 2, 1, 1, "nchwc"),   # stride 2, 21 wide
+        (1, 8, 30, 38, 16, 3, 1, 2, 2, "nchwc"),    # dilation 2
+        (1, 8, 9, 40, 16, (1, 3), 1, (0, 2, 1, 0), 1, "nchwc"),  # 1x3, asymmetric pads
+        (1, 8, 12, 24, 8, 5, 1, 2, 1, "nchwc"),     # 5x5, one output block
+        (1, 8, 20, 60, 16, 3, 3, 1, 1, "nchwc"),    # stride 3
     ]
     for i, case in enumerate(cases):
         n, c, h, w, m, k, s, p, d, layout = case
@@ -132,13 +138,14 @@ def _make(params, x_shape, w, y_shape, consts=True, extra_ins=()):
                                      {1: w} if consts else None)
 
 
-def test_nchwc_conv_threads_bit_identical():
+@pytest.mark.parametrize("c, hw, m", [(128, 28, 40), (64, 14, 24)])  # row tiles; gathered tiles
+def test_nchwc_conv_threads_bit_identical(c, hw, m):
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((1, 16, 28, 28, 8)).astype(np.float32)
-    w = (rng.standard_normal((40, 128, 3, 3)) / 34).astype(np.float32)
-    z = rng.standard_normal((1, 5, 28, 28, 8)).astype(np.float32)
+    x = rng.standard_normal((1, c // 8, hw, hw, 8)).astype(np.float32)
+    w = (rng.standard_normal((m, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    z = rng.standard_normal((1, m // 8, hw, hw, 8)).astype(np.float32)
     params = dict(group=1, strides=[1, 1], dilations=[1, 1], pads=[1] * 4, activation="silu")
-    kern = _make(params, x.shape, w, z.shape, extra_ins=[((40,), None), (z.shape, "float32")])
+    kern = _make(params, x.shape, w, z.shape, extra_ins=[((m,), None), (z.shape, "float32")])
     outs = []
     try:
         for t in (1, 2):

@@ -29,6 +29,9 @@ inline void nchwc_tap_range(int64_t base, int64_t k, int64_t d, int64_t n, int64
 }
 
 // What one output row of a pass needs (offsets in floats; pointers formed only when used).
+// Output rows up to this wide take the gathered tiles (nchwc_small).
+constexpr int64_t kNchwcSmallWidth = 16;
+
 struct NchwcRow {
   int64_t x_off;   // input offset of (first in-bounds kh, kw 0, column -pl) from p.x
   const float* w;  // weights at the first in-bounds kh
@@ -216,6 +219,136 @@ inline void nchwc_edge(const NchwcGeometry& g, const NchwcPass& ps, const NchwcR
   nchwc_store<MB, 1>(acc, ps, y, ostride);
 }
 
+// Gathered tile (small maps): P pixels anywhere in the plane that share their in-bounds taps
+// (kh in [kh0, kh0 + nkh), kw in [kw0, kw1)): xo / yo hold each pixel's input offset (at kh0,
+// kw0, from p.x) and output offset (from p.y). Same summation order as nchwc_tile.
+template <int MB, int P>
+inline void nchwc_tile_gather(const NchwcGeometry& g, const NchwcPass& ps, const int64_t* xo,
+                              const int64_t* yo, const float* w, int64_t nkh, int64_t kw0,
+                              int64_t kw1) {
+  const int64_t ostride = g.oh * g.ow * 8;
+  __m256 acc[MB][P];
+  if (ps.first) {
+#pragma GCC unroll 3
+    for (int v = 0; v < MB; ++v) {
+      const __m256 b = ps.bias ? _mm256_loadu_ps(ps.bias + 8 * v) : _mm256_setzero_ps();
+#pragma GCC unroll 12
+      for (int q = 0; q < P; ++q)
+        acc[v][q] = ps.z ? _mm256_add_ps(b, _mm256_loadu_ps(ps.z + (yo[q] + v * ostride))) : b;
+    }
+  } else {
+#pragma GCC unroll 3
+    for (int v = 0; v < MB; ++v)
+#pragma GCC unroll 12
+      for (int q = 0; q < P; ++q) acc[v][q] = _mm256_loadu_ps(ps.y + (yo[q] + v * ostride));
+  }
+  int64_t o[P];
+#pragma GCC unroll 12
+  for (int q = 0; q < P; ++q) o[q] = xo[q];
+  const int64_t tapw = ps.ncb * 8 * MB * 8;
+  const int64_t rstep = g.dh * g.iw * 8, kstep = g.dw * 8, bstride = g.ih * g.iw * 8;
+  const float* x = ps.x;
+  for (int64_t i = 0; i < nkh; ++i)
+    for (int64_t j = kw0; j < kw1; ++j) {
+      const float* xk = x + (i * rstep + (j - kw0) * kstep);
+      const float* wk = w + (i * g.kw + j) * tapw;
+      for (int64_t b = 0; b < ps.ncb; ++b, wk += 8 * MB * 8) {
+        const float* xb = xk + b * bstride;
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; ++c) {
+          __m256 wv[MB];
+#pragma GCC unroll 3
+          for (int v = 0; v < MB; ++v) wv[v] = _mm256_loadu_ps(wk + c * MB * 8 + 8 * v);
+#pragma GCC unroll 12
+          for (int q = 0; q < P; ++q) {
+            const __m256 xv = _mm256_broadcast_ss(xb + o[q] + c);
+#pragma GCC unroll 3
+            for (int v = 0; v < MB; ++v) acc[v][q] = _mm256_fmadd_ps(wv[v], xv, acc[v][q]);
+          }
+        }
+      }
+    }
+  if (ps.last && ps.lohi) {
+    const __m256 lo = _mm256_set1_ps(ps.lohi[0]), hi = _mm256_set1_ps(ps.lohi[1]);
+#pragma GCC unroll 3
+    for (int v = 0; v < MB; ++v)
+#pragma GCC unroll 12
+      for (int q = 0; q < P; ++q) acc[v][q] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[v][q]));
+  }
+#pragma GCC unroll 3
+  for (int v = 0; v < MB; ++v)
+#pragma GCC unroll 12
+    for (int q = 0; q < P; ++q) _mm256_storeu_ps(ps.y + (yo[q] + v * ostride), acc[v][q]);
+}
+
+template <int MB, int P>
+inline void nchwc_gather_n(int64_t n, const NchwcGeometry& g, const NchwcPass& ps,
+                           const int64_t* xo, const int64_t* yo, const float* w, int64_t nkh,
+                           int64_t kw0, int64_t kw1) {
+  if constexpr (P >= 1) {
+    if (n == P) return nchwc_tile_gather<MB, P>(g, ps, xo, yo, w, nkh, kw0, kw1);
+    nchwc_gather_n<MB, P - 1>(n, g, ps, xo, yo, w, nkh, kw0, kw1);
+  }
+}
+
+// Small maps (NCHWc input): rows cut a row's interior into tiles too short to hide the FMA
+// latency (5 pixels on 7 x 7, and the edges one by one), so pixels are grouped instead by
+// their in-bounds taps (rows with the same kh range x the interior columns, or x one edge
+// column) and each group is tiled as evenly as full tiles allow. Edge columns of rows with a
+// clipped kh range (the corners) go one pixel at a time.
+template <int MB>
+void nchwc_small(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_t hi) {
+  constexpr int PM = kNchwcMaxPixels[MB];
+  const int64_t tapw = ps.ncb * 8 * MB * 8;
+  const int64_t b = ps.ow1 < hi ? ps.ow1 : hi;
+  for (int64_t r0 = ps.oh0, r1; r0 < ps.oh1; r0 = r1) {
+    int64_t kh0, kh1;
+    nchwc_tap_range(r0 * g.sh - g.pt, g.kh, g.dh, g.ih, kh0, kh1);
+    for (r1 = r0 + 1; r1 < ps.oh1; ++r1) {  // the rows with the same kh range
+      int64_t k0, k1;
+      nchwc_tap_range(r1 * g.sh - g.pt, g.kh, g.dh, g.ih, k0, k1);
+      if (k0 != kh0 || k1 != kh1) break;
+    }
+    const bool clipped = kh1 - kh0 != g.kh;
+    // Column groups: each edge column alone, the interior together.
+    for (int64_t c0 = ps.ow0, c1; c0 < ps.ow1; c0 = c1) {
+      const bool edge = c0 < lo || c0 >= hi;
+      c1 = edge ? c0 + 1 : b;
+      if (edge && clipped) {
+        for (int64_t oh = r0; oh < r1; ++oh) {
+          const int64_t ihb = oh * g.sh - g.pt;
+          const NchwcRow r{((ihb + kh0 * g.dh) * g.iw - g.pl) * 8, ps.w + kh0 * g.kw * tapw,
+                           kh1 - kh0, oh * g.ow * 8};
+          nchwc_edge<MB, true>(g, ps, r, c0);
+        }
+        continue;
+      }
+      int64_t kw0, kw1;
+      nchwc_tap_range(c0 * g.sw - g.pl, g.kw, g.dw, g.iw, kw0, kw1);
+      if (kh1 <= kh0 || kw1 <= kw0) {  // no taps at all: zero-length loops, any offsets
+        kh1 = kh0;
+        kw1 = kw0;
+      }
+      const int64_t nc = c1 - c0, n = (r1 - r0) * nc;
+      const int64_t tiles = (n + PM - 1) / PM, small = n / tiles, big = n % tiles;
+      int64_t idx = 0;
+      for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t np = small + (t < big ? 1 : 0);
+        int64_t xo[PM], yo[PM];
+        for (int64_t q = 0; q < np; ++q, ++idx) {
+          const int64_t oh = r0 + idx / nc, ow = c0 + idx % nc;
+          xo[q] = kh1 > kh0 ? ((oh * g.sh - g.pt + kh0 * g.dh) * g.iw +
+                               (ow * g.sw - g.pl + kw0 * g.dw)) * 8
+                            : 0;
+          yo[q] = (oh * g.ow + ow) * 8;
+        }
+        nchwc_gather_n<MB, PM>(np, g, ps, xo, yo, ps.w + kh0 * g.kw * tapw, kh1 - kh0, kw0,
+                               kw1);
+      }
+    }
+  }
+}
+
 template <int MB, bool BLK, int SW>
 void nchwc_rows(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_t hi) {
   const int64_t pix = BLK ? 8 : 1;
@@ -237,6 +370,7 @@ void nchwc_rows(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_t
 template <int MB>
 void nchwc_dispatch(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_t hi) {
   if (!g.blocked) return nchwc_rows<MB, false, 0>(g, ps, lo, hi);
+  if (g.ow <= kNchwcSmallWidth) return nchwc_small<MB>(g, ps, lo, hi);
   if (g.sw == 1) return nchwc_rows<MB, true, 1>(g, ps, lo, hi);
   if (g.sw == 2) return nchwc_rows<MB, true, 2>(g, ps, lo, hi);
   nchwc_rows<MB, true, 0>(g, ps, lo, hi);

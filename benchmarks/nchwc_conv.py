@@ -1,5 +1,5 @@
 """NchwcConv (direct convolution into the NCHWc layout) against ferry's NCHW "Conv" kernel on
-the same shapes: medians of many runs, bias + ReLU fused in both, outputs cross-checked.
+the same shapes: medians of many alternated runs, bias + ReLU fused in both, outputs cross-checked.
 
     python benchmarks/nchwc_conv.py [--threads 1] [--runs 30] [--only SUBSTRING]
 
@@ -34,14 +34,21 @@ SHAPES = [
 ]
 
 
-def _median(fn, runs: int) -> float:
-    fn()
-    times = []
+def _medians(fa, fb, runs: int) -> tuple[float, float]:
+    """Medians of fa's and fb's times, the runs alternated (a shared machine's load hits both
+    alike)."""
+    fa()
+    fb()
+    ta, tb = [], []
     for _ in range(runs):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        fa()
+        t1 = time.perf_counter()
+        fb()
+        t2 = time.perf_counter()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+    return float(np.median(ta)), float(np.median(tb))
 
 
 def main() -> None:
@@ -75,8 +82,8 @@ def main() -> None:
                             [xb.shape, w.shape, b.shape], ["float32"] * 3,
                             [(1, m // 8, oh, oh, 8)], ["float32"], {1: w, 2: b})
         y = np.empty((1, m // 8, oh, oh, 8), np.float32)
-        t_n = _median(lambda: nk.run([xb, None, None], [y]), args.runs)
-        t_c = _median(lambda: conv.run([x, None, None], [y_ref]), args.runs)
+        t_n, t_c = _medians(lambda: nk.run([xb, None, None], [y]),
+                            lambda: conv.run([x, None, None], [y_ref]), args.runs)
         ref = y_ref.reshape(1, m // 8, 8, oh, oh).transpose(0, 1, 3, 4, 2)
         err = float(np.abs(y - ref).max())
         flops = 2.0 * m * c * k * k * oh * oh

@@ -30,6 +30,7 @@ from runtime.optimizer.identity import remove_identities
 from runtime.optimizer.kernel_fusion import (fold_transposes_into_matmul, fuse_batchnorm_activation,
                                              fuse_conv, fuse_gemm,
                                              fuse_reshape_gemm_reshape)
+from runtime.optimizer.nchwc_layout import convert_to_nchwc
 from runtime.optimizer.pad_fusion import fuse_pad_into_conv
 from runtime.optimizer.shape_folding import collapse_shape_chains, fold_static_shapes
 from runtime.options import GraphOptimizationLevel
@@ -49,6 +50,10 @@ EXTENDED_PASSES = [fuse_silu, fuse_hard_swish, fuse_gelu, fuse_gelu_tanh, fuse_l
                    fuse_attention,
                    fold_transposes_into_matmul, collapse_shape_chains,
                    remove_noop_casts_and_reshapes, remove_dead_code]
+
+# Layout (all): once, after the fusions it builds on; dead code removal drops the constants
+# it replaced.
+LAYOUT_PASSES = [convert_to_nchwc, remove_dead_code]
 
 _MAX_ROUNDS = 8
 
@@ -94,6 +99,8 @@ def optimize(graph: ir.Graph, level: GraphOptimizationLevel, *, cpu_fusions: boo
         _run(BASIC_PASSES, graph, report)
     if level >= GraphOptimizationLevel.ORT_ENABLE_EXTENDED and cpu_fusions:
         _run(EXTENDED_PASSES, graph, report)
+        if level >= GraphOptimizationLevel.ORT_ENABLE_ALL:
+            _run(LAYOUT_PASSES, graph, report)
         if any(n.domain == "ferry" for n in graph.nodes):
             graph.opsets.setdefault("ferry", 1)
     report.nodes_after = len(graph.nodes)

@@ -33,7 +33,9 @@ def session(model, level=GraphOptimizationLevel.ORT_ENABLE_ALL, **opts):
     return InferenceSession(model.SerializeToString(), so, providers=["cpu"])
 
 
-def ops_after(model, level=GraphOptimizationLevel.ORT_ENABLE_ALL) -> collections.Counter:
+def ops_after(model, level=GraphOptimizationLevel.ORT_ENABLE_EXTENDED) -> collections.Counter:
+    """Op counts after optimizing at ``level`` (extended: the fusions; the NCHWc layout pass
+    of ORT_ENABLE_ALL has its own tests in test_nchwc_layout.py)."""
     sess = session(model, level)
     return collections.Counter(
         (n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}")
@@ -322,7 +324,8 @@ def test_saved_optimized_model_reloads_and_matches(tmp_path):
     model.graph.input.append(helper.make_tensor_value_info("z", F, [1, 8, 6, 6]))
     path = str(tmp_path / "opt.onnx")
     feeds = {"x": randn(1, 4, 6, 6), "z": randn(1, 8, 6, 6)}
-    first = session(model, optimized_model_filepath=path).run(None, feeds)
+    first = session(model, GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                    optimized_model_filepath=path).run(None, feeds)
     saved = onnx.load(path)
     assert {o.domain for o in saved.opset_import} >= {"", "ferry"}
     assert [n.op_type for n in saved.graph.node] == ["FusedConv"]
@@ -333,7 +336,7 @@ def test_saved_optimized_model_reloads_and_matches(tmp_path):
 
 def test_explain_reports_node_counts():
     model = _conv_model([helper.make_node("Relu", ["c"], ["y"])])
-    info = session(model).explain()
+    info = session(model, GraphOptimizationLevel.ORT_ENABLE_EXTENDED).explain()
     assert info["nodes_before_optimization"] == 2 and info["nodes_after_optimization"] == 1
     assert "fuse_conv" in info["optimizations_applied"]
 

@@ -21,13 +21,17 @@ fk = pytest.importorskip("ferry_kernels")
 SIZES = [1, 3, 7, 8, 15, 16, 17, 31, 33, 257, 4099, 70001]
 
 # (A shape, B shape): same shape, scalars, rows, columns, channels, both sides broadcasting,
-# size-1 axes everywhere, empty.
+# size-1 axes everywhere, empty, repeated blocks.
 BROADCAST = [
     ((), ()), ((7,), ()), ((), (7,)), ((1,), (5, 1)), ((3, 17), (17,)), ((3, 17), (3, 1)),
     ((2, 64, 9, 9), (64, 1, 1)), ((1, 3, 1, 5), (2, 1, 4, 1)), ((2, 3, 5, 7), (2, 1, 5, 1)),
     ((4, 1, 1), (1,)), ((2, 3, 4, 5, 6, 7), (3, 1, 5, 1, 7)), ((31, 33), (31, 33)),
     ((1, 1), (1, 1)), ((4, 0, 3), (3,)), ((5, 1), (1, 5)), ((257, 129), (129,)),
     ((9, 1, 300), (9, 17, 1)),
+    # A short innermost block repeated along the axis above it (NCHWc times a per-channel
+    # gate): tiled rows, with rows longer than one tile and a block of 64.
+    ((1, 18, 7, 7, 8), (1, 18, 1, 1, 8)), ((2, 3, 300, 5), (2, 3, 1, 5)),
+    ((3, 40, 64), (3, 1, 64)), ((2, 4, 33, 7), (1, 4, 1, 7)),
 ]
 
 

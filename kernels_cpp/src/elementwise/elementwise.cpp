@@ -2,8 +2,9 @@
 // time the shapes are aligned, size-1 output axes dropped and neighbouring axes merged while
 // both operands keep the same advance pattern; the innermost merged axis then picks one of
 // three loops (both advance / only A / only B) and the outer axes are walked with counters.
-// So same-shape and scalar cases are one flat loop, [N, C] + [C] a loop per row and
-// [N, C, H, W] + [C, 1, 1] a scalar-broadcast loop per (n, c) plane.
+// So same-shape and scalar cases are one flat loop, [N, C] + [C] a loop per row,
+// [N, C, H, W] + [C, 1, 1] a scalar-broadcast loop per (n, c) plane, and NCHWc
+// [N, C/8, H, W, 8] * [N, C/8, 1, 1, 8] a loop per channel block against the tiled block.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -133,12 +134,19 @@ std::unique_ptr<Kernel> make_clip(const KernelArgs& a) {
 
 // ---- binary ---------------------------------------------------------------------------------
 constexpr int kMaxDims = 12;
+// Tiled copy of a repeated innermost block (below): at most this many floats per outer row.
+constexpr int64_t kTile = 128;
 
 class BinaryKernel : public Kernel {
  public:
+  // repeat: 0, or 1 / 2 when the innermost `block` elements of A / B repeat along the rest of
+  // each inner row (inner = block x repeats): the row runs as one both-advance loop against a
+  // tiled copy of the block.
   BinaryKernel(BinaryFn fn, int kind, int ndims, const int64_t* dims, const int64_t* sa,
-               const int64_t* sb, int64_t inner, int64_t outer)
-      : fn_(fn), kind_(kind), ndims_(ndims), inner_(inner), outer_(outer) {
+               const int64_t* sb, int64_t inner, int64_t outer, int repeat = 0,
+               int64_t block = 0)
+      : fn_(fn), kind_(kind), ndims_(ndims), inner_(inner), outer_(outer), repeat_(repeat),
+        block_(block) {
     for (int i = 0; i < ndims; ++i) {
       dims_[i] = dims[i];
       sa_[i] = sa[i];
@@ -151,7 +159,7 @@ class BinaryKernel : public Kernel {
     const float* b = static_cast<const float*>(in[1]);
     float* y = static_cast<float*>(out[0]);
     if (outer_ == 0 || inner_ == 0) return;
-    if (ndims_ == 0) {  // one flat loop
+    if (ndims_ == 0 && !repeat_) {  // one flat loop
       parallel_for(inner_, 1 << 15, [&](int64_t s, int64_t e) {
         fn_(kind_ == kSV ? a : a + s, kind_ == kVS ? b : b + s, y + s, e - s);
       });
@@ -168,8 +176,24 @@ class BinaryKernel : public Kernel {
         oa += idx[d] * sa_[d];
         ob += idx[d] * sb_[d];
       }
+      // Repeated blocks: up to kTile floats of the block tiled once per outer row.
+      float tile[kTile];
       for (int64_t r = s; r < e; ++r) {
-        fn_(a + oa, b + ob, y + r * inner_, inner_);
+        if (repeat_) {
+          const float* blk = repeat_ == 1 ? a + oa : b + ob;
+          const float* full = repeat_ == 1 ? b + ob : a + oa;
+          const int64_t reps = std::min<int64_t>(kTile / block_, inner_ / block_);
+          for (int64_t k = 0; k < reps; ++k) std::copy(blk, blk + block_, tile + k * block_);
+          for (int64_t j = 0; j < inner_; j += reps * block_) {
+            const int64_t n = std::min(reps * block_, inner_ - j);
+            if (repeat_ == 1)
+              fn_(tile, full + j, y + r * inner_ + j, n);
+            else
+              fn_(full + j, tile, y + r * inner_ + j, n);
+          }
+        } else {
+          fn_(a + oa, b + ob, y + r * inner_, inner_);
+        }
         for (int d = ndims_ - 1; d >= 0; --d) {
           oa += sa_[d];
           ob += sb_[d];
@@ -187,6 +211,8 @@ class BinaryKernel : public Kernel {
   int kind_, ndims_;
   int64_t dims_[kMaxDims], sa_[kMaxDims], sb_[kMaxDims];  // outer dims, element strides
   int64_t inner_, outer_;
+  int repeat_ = 0;
+  int64_t block_ = 0;
 };
 
 template <int Op> std::unique_ptr<Kernel> make_binary(const KernelArgs& a) {
@@ -232,11 +258,26 @@ template <int Op> std::unique_ptr<Kernel> make_binary(const KernelArgs& a) {
   Ax in = axes.back();
   axes.pop_back();
   int kind = in.a && in.b ? kVV : in.a ? kVS : kSV;
+  // A short innermost block both operands advance along, under an axis only one of them
+  // advances along: NCHWc values times a per-channel [n, C/8, 1, 1, 8] (squeeze-excitation
+  // gates): one call per 8 floats otherwise. The two axes become one inner row, and the
+  // operand that stays is tiled per row.
+  int repeat = 0;
+  int64_t block = 0;
+  // (Only under another outer axis: the threads split outer rows, and a single one would
+  // run on one thread.)
+  if (kind == kVV && in.n <= 64 && axes.size() >= 2 && axes.back().a != axes.back().b) {
+    repeat = axes.back().a ? 2 : 1;
+    block = in.n;
+    in.n *= axes.back().n;
+    axes.pop_back();
+  }
   // Element strides of the outer axes (over the merged, non-size-1 axes).
   int nd = static_cast<int>(axes.size());
   if (nd > kMaxDims) throw KernelArgError("binary op: too many axes after merging");
   int64_t dims[kMaxDims], stra[kMaxDims], strb[kMaxDims];
-  int64_t step_a = in.a ? in.n : 1, step_b = in.b ? in.n : 1, outer = 1;
+  int64_t step_a = repeat == 1 ? block : in.a ? in.n : 1;
+  int64_t step_b = repeat == 2 ? block : in.b ? in.n : 1, outer = 1;
   for (int d = nd - 1; d >= 0; --d) {
     dims[d] = axes[d].n;
     stra[d] = axes[d].a ? step_a : 0;
@@ -246,7 +287,7 @@ template <int Op> std::unique_ptr<Kernel> make_binary(const KernelArgs& a) {
     outer *= axes[d].n;
   }
   return std::make_unique<BinaryKernel>(t.binary[Op][kind], kind, nd, dims, stra, strb, in.n,
-                                        outer);
+                                        outer, repeat, block);
 }
 
 }  // namespace

@@ -223,3 +223,19 @@ def test_operand_that_cannot_broadcast_blocked_leaves_the_node_nchw():
                            "q": randn(1, 1, 4, 5)})
     assert counts["Sum"] == 1
     assert counts["ferry::ReorderInput"] == 1 and counts["ferry::ReorderOutput"] == 1
+
+
+def test_symbolic_batch_and_several_images():
+    """A symbolic batch dim: blocked values keep it, and the per-channel Reshape infers it."""
+    c = 16
+    inits = [("w1", conv_w(c, 8)), ("wd", conv_w(c, c, 3, group=c)), ("w2", conv_w(8, c))]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"]),
+             helper.make_node("Conv", ["a", "wd"], ["d"], pads=[1, 1, 1, 1], group=c),
+             helper.make_node("GlobalAveragePool", ["d"], ["g"]),
+             helper.make_node("Sigmoid", ["g"], ["gate"]),
+             helper.make_node("Mul", ["d", "gate"], ["m"]),
+             helper.make_node("Conv", ["m", "w2"], ["y"])]
+    model = make_model(nodes, [("x", F, ["N", 8, 9, 7])], [("y", F, ["N", 8, 9, 7])], inits)
+    for n in (1, 3):
+        counts = check(model, {"x": randn(n, 8, 9, 7)})
+    assert counts["ferry::NchwcConv"] == 3 and counts["Mul"] == 1 and counts["Reshape"] == 1

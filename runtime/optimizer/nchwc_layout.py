@@ -22,8 +22,9 @@ The walk goes in execution order with a map "NCHW value -> its NCHWc twin":
 - Any other reader of a value that only has a twin gets a ``ReorderOutput`` (once), written
   under the value's own name; so do graph outputs.
 
-3x3 stride-1 convolutions large enough for the NCHW Winograd kernel to beat the direct NCHWc
-one even with a reorder on each side stay NCHW (``_winograd_conv``).
+Which kernel runs a blocked conv is decided when it is lowered, on its real shapes
+(providers/cpu/ops/nchwc.py): 3x3 stride-1 convs large enough for Winograd take the Winograd
+kernel in its NCHWc form, the others the direct NchwcConv.
 """
 
 from __future__ import annotations
@@ -49,23 +50,6 @@ BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Sum"}
 def enabled() -> bool:
     """FERRY_NCHWC=0 turns the pass off (A/B measurements)."""
     return os.environ.get("FERRY_NCHWC", "1") != "0"
-
-
-def _winograd_conv(c: int, m: int, kernel, strides, dilations, group: int, out_hw) -> bool:
-    """Whether a 3x3 stride-1 conv stays on the NCHW Winograd kernel (with a reorder on each
-    side) rather than the direct NCHWc one. Measured per conv, 1 thread (direct time over
-    Winograd + reorders): F(4x4) maps (>= 24) with >= 64 outputs 1.08-1.38 (64->64 at 56,
-    128->128 / 96->96 / 64->96 at 28), and 256->256 at 14 1.19, 512->512 at 7 1.13; but
-    smaller maps or fewer channels go direct: 128->32 at 28 / 14 / 7 0.85 / 0.53 / 0.46,
-    64->256 at 13 0.93, 128->128 at 14 0.98, 64->64 at 14 0.67, 256->64 at 14 0.83."""
-    if os.environ.get("FERRY_CONV_WINOGRAD", "") == "0":
-        return False
-    if not (group == 1 and list(kernel) == [3, 3] and list(strides) == [1, 1]
-            and list(dilations) == [1, 1] and c >= 64 and m >= 32):
-        return False  # (not Winograd in NCHW either)
-    if out_hw is None or not all(isinstance(d, int) for d in out_hw):
-        return True
-    return (min(out_hw) >= 24 and m >= 64) or (c >= 256 and m >= 256)
 
 
 class _Layout:
@@ -138,10 +122,8 @@ class _Layout:
         if (b and not self._is_f32(b)) or (z and not self._is_f32(z)):
             return False
         group = int(node.attrs.get("group", 1))
-        m, cg, kh, kw = (int(d) for d in w.shape)
+        m, cg = int(w.shape[0]), int(w.shape[1])
         c = cg * group
-        strides = node.attrs.get("strides") or [1, 1]
-        dilations = node.attrs.get("dilations") or [1, 1]
         if m % BLOCK:
             return False
         depthwise = group > 1 and group == c == m and cg == 1
@@ -151,10 +133,6 @@ class _Layout:
             return False
         elif c % BLOCK == 0:
             layout = "nchwc"
-            out4 = self._shape4(node.outputs[0])
-            if _winograd_conv(c, m, (kh, kw), strides, dilations, group,
-                              None if out4 is None else out4[2:]):
-                return False
         elif c < BLOCK and x not in self.twin:
             layout = "nchw"
         else:

@@ -184,6 +184,40 @@ SCRIPT = textwrap.dedent("""
         y = np.empty(ref.shape, np.float32)
         kern.run([x, None], [y])
         np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4, err_msg=f"default {{(c, m, h)}}")
+    # Winograd on NCHWc values (layout "nchwc"): F(4x4) and F(2x2), whole images and bands,
+    # odd maps, the residual separate and in place.
+    def blocked(v):
+        n_, c_, h_, w_ = v.shape
+        return np.ascontiguousarray(v.reshape(n_, c_ // 8, 8, h_, w_).transpose(0, 1, 3, 4, 2))
+    for (n, c, h, w, m, p), (act, params), z_mode in itertools.product(
+            [(1, 64, 28, 28, 64, 1), (2, 64, 13, 11, 32, 1), (1, 72, 30, 25, 40, (0, 1, 2, 0)),
+             (1, 64, 7, 7, 128, 1)],
+            [("", []), ("relu", []), ("silu", [])], ["none", "separate", "in_place"]):
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        wt = (rng.standard_normal((m, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+        b = rng.standard_normal(m).astype(np.float32)
+        pads = [p] * 4 if isinstance(p, int) else list(p)
+        attrs = dict(group=1, strides=[1, 1], dilations=[1, 1], pads=pads, kernel_shape=[3, 3])
+        ref = conv_ops.conv(x, wt, b, **attrs)
+        z = rng.standard_normal(ref.shape).astype(np.float32) if z_mode != "none" else None
+        ref = apply_activation(ref + z if z is not None else ref, act, params)
+        yshape = blocked(ref).shape
+        ins = [blocked(x).shape, wt.shape, b.shape] + ([yshape] if z is not None else [])
+        kern = fk.make_kernel("Conv", dict(attrs, activation=act or "none", layout="nchwc"), ins,
+                              ["float32"] * len(ins), [yshape], ["float32"], {{1: wt, 2: b}})
+        y = blocked(z) if z_mode == "in_place" else np.empty(yshape, np.float32)
+        zin = [] if z is None else [y if z_mode == "in_place" else blocked(z)]
+        kern.run([blocked(x), None, None] + zin, [y])
+        np.testing.assert_allclose(y, blocked(ref), rtol=1e-4, atol=1e-4,
+                                   err_msg=f"nchwc winograd {{(n, c, h, w, m, p)}} {{act}} {{z_mode}}")
+    try:  # only Winograd convs take the NCHWc layout
+        fk.make_kernel("Conv", dict(group=1, strides=[2, 2], dilations=[1, 1], pads=[1] * 4,
+                                    layout="nchwc"), [(1, 8, 8, 8, 8), (64, 64, 3, 3)],
+                       ["float32"] * 2, [(1, 8, 4, 4, 8)], ["float32"],
+                       {{1: np.zeros((64, 64, 3, 3), np.float32)}})
+        raise AssertionError("a stride-2 conv took layout nchwc")
+    except ValueError as e:
+        assert "Winograd" in str(e), e
     print("ok", fk.isa())
 """)
 

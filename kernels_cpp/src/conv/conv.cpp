@@ -4,6 +4,8 @@
 //   activation_beta (fused epilogue, see gemm.h).
 // Inputs X [N, C, *in], W [M, C/group, *k], optional B [M], optional Z [N, M, *out] (a residual
 // added before the activation: Y = act(conv(X, W) + B + Z)); output [N, M, *out].
+// layout "nchwc" (Winograd convs only, see run_winograd): X [N, C/8, H, W, 8], Z and Y
+// [N, M/8, OH, OW, 8], so that the NCHWc layout pass needs no reorders around them.
 //
 // Paths: depthwise 2-D (group == C == M) has direct kernels (depthwise_impl.h); 1x1 / stride 1
 // / no padding is a GEMM on X itself; 3x3 / stride 1 with constant weights and >= 64 input
@@ -20,6 +22,7 @@
 
 #include "depthwise.h"
 #include "few_channels.h"
+#include "nchwc_reorder.h"
 #include "winograd.h"
 #include "ferry/cpu_features.h"
 #include "ferry/gemm.h"
@@ -82,6 +85,7 @@ class ColBuffer {
 };
 thread_local ColBuffer tl_col;
 thread_local ColBuffer tl_pad;  // the zero-padded input of a shifted-rows conv (calling thread)
+thread_local ColBuffer tl_planes;  // NCHWc Winograd: eight channel planes, unblocked
 
 class ConvKernel : public Kernel {
  public:
@@ -92,7 +96,20 @@ class ConvKernel : public Kernel {
     if (a.in_shapes.size() < 2 || a.in_shapes.size() > 4 || a.out_shapes.size() != 1 ||
         a.out_dtypes[0] != DType::f32)
       throw KernelArgError("Conv takes X, W, optional B, optional Z and one float32 output");
-    const Shape& xs = a.in_shapes[0];
+    const std::string layout =
+        a.params.has("layout") ? a.params.get_str("layout") : std::string("nchw");
+    if (layout != "nchw" && layout != "nchwc")
+      throw KernelArgError("Conv: layout must be \"nchw\" or \"nchwc\"");
+    nchwc_ = layout == "nchwc";
+    // NCHWc: the logical NCHW shapes of X (and below of Y and Z) for the checks.
+    auto logical = [](const Shape& s5) {
+      return Shape{s5[0], s5[1] * 8, s5[2], s5[3]};
+    };
+    if (nchwc_ && (a.in_shapes[0].size() != 5 || a.in_shapes[0][4] != 8 ||
+                   a.out_shapes[0].size() != 5 || a.out_shapes[0][4] != 8))
+      throw KernelArgError("Conv: layout nchwc takes X [N, C/8, H, W, 8] and gives "
+                           "[N, M/8, OH, OW, 8]");
+    const Shape xs = nchwc_ ? logical(a.in_shapes[0]) : a.in_shapes[0];
     const Shape& ws = a.in_shapes[1];
     if (xs.size() < 3 || ws.size() != xs.size())
       throw KernelArgError("Conv: X and W must have the same rank >= 3");
@@ -126,7 +143,8 @@ class ConvKernel : public Kernel {
       expect.push_back(std::max<int64_t>(o, 0));
       out_.push_back(std::max<int64_t>(o, 0));
     }
-    if (a.out_shapes[0] != expect) throw KernelArgError("Conv: unexpected output shape");
+    const Shape ys = nchwc_ ? logical(a.out_shapes[0]) : a.out_shapes[0];
+    if (ys != expect) throw KernelArgError("Conv: unexpected output shape");
     S_in_ = numel(in_);
     S_ = numel(out_);
     ksize_ = numel(k_);
@@ -137,7 +155,7 @@ class ConvKernel : public Kernel {
     epi_.act_beta = static_cast<float>(p.get_float("activation_beta", 0.0));
     has_bias_ = a.in_shapes.size() >= 3 && a.in_dtypes[2] != DType::unknown;
     has_z_ = a.in_shapes.size() == 4 && a.in_dtypes[3] != DType::unknown;
-    if (has_z_ && a.in_shapes[3] != expect) throw KernelArgError("Conv: Z must match Y");
+    if (has_z_ && a.in_shapes[3] != a.out_shapes[0]) throw KernelArgError("Conv: Z must match Y");
     if (has_bias_ && a.in_shapes[2] != Shape{M_}) throw KernelArgError("Conv: B must be [M]");
     if (auto it = a.constants.find(2); has_bias_ && it != a.constants.end()) {
       const float* b = static_cast<const float*>(it->second.data);
@@ -155,6 +173,8 @@ class ConvKernel : public Kernel {
         wino_in_ = conv::winograd_input_avx512;
         wino_out_ = conv::winograd_output_avx512;
         few_channels_fn_ = conv::few_channels_avx512;
+        to_blocked_ = conv::nchwc_to_blocked_avx512;
+        from_blocked_ = conv::nchwc_from_blocked_avx512;
         break;
       case Isa::avx2:
         depthwise_padded_fn_ = conv::depthwise_padded_avx2;
@@ -165,6 +185,8 @@ class ConvKernel : public Kernel {
         wino_in_ = conv::winograd_input_avx2;
         wino_out_ = conv::winograd_output_avx2;
         few_channels_fn_ = conv::few_channels_avx2;
+        to_blocked_ = conv::nchwc_to_blocked_avx2;
+        from_blocked_ = conv::nchwc_from_blocked_avx2;
         break;
       default:
         depthwise_padded_fn_ = conv::depthwise_padded_scalar;
@@ -175,6 +197,8 @@ class ConvKernel : public Kernel {
         wino_in_ = conv::winograd_input_scalar;
         wino_out_ = conv::winograd_output_scalar;
         few_channels_fn_ = conv::few_channels_scalar;
+        to_blocked_ = conv::nchwc_to_blocked_scalar;
+        from_blocked_ = conv::nchwc_from_blocked_scalar;
         break;
     }
     pointwise_ = true;
@@ -182,6 +206,10 @@ class ConvKernel : public Kernel {
       pointwise_ = pointwise_ && k_[d] == 1 && stride_[d] == 1 && pads[d] == 0 &&
                    pads[nd_ + d] == 0;
     setup_winograd(a);
+    if (nchwc_ && (wino_w_.empty() || M_ % 8 != 0))
+      throw KernelArgError("Conv: layout nchwc is for Winograd convolutions (3x3, stride 1, "
+                           "constant weights, >= 64 input channels, output channels a "
+                           "multiple of 8)");
     if (wino_w_.empty()) setup_few_channels(a);  // (Winograd only when forced, for C <= 4)
     shifted_ = nd_ == 2 && !depthwise_ && !pointwise_ && a.constants.count(1) &&
                few_w_.empty() && wino_w_.empty();
@@ -641,6 +669,56 @@ class ConvKernel : public Kernel {
       }
       apply_activation(rows, count, epi_.act, epi_.act_alpha, epi_.act_beta);
     };
+    // Input transforms of channels [c0, c1) of image n over tile rows [tr0, tr1) into V. In
+    // NCHWc (c0, c1 whole blocks) each block's rows those tiles read are first unblocked into
+    // eight planes (a thread's own), in cache, instead of by a reorder pass over memory.
+    auto transform_in = [&](int64_t n, int64_t c0, int64_t c1, int64_t tr0, int64_t tr1,
+                            float* V, int64_t tiles, int64_t vs, float* sc) {
+      if (!nchwc_) {
+        for (int64_t c = c0; c < c1; ++c)
+          wino_in_(g, X + (n * C_ + c) * S_in_, tr0, tr1, V + c * tiles, vs, sc);
+        return;
+      }
+      const int64_t r_lo = std::max<int64_t>(0, tr0 * g.m - g.pt - 1);
+      const int64_t r_hi = std::min<int64_t>(g.ih, tr1 * g.m - g.pt + 3);
+      float* planes = tl_planes.get(size_t(8 * S_in_));
+      for (int64_t c = c0; c < c1; c += 8) {
+        if (r_lo < r_hi)
+          from_blocked_(X + (n * C_ + c) * S_in_, planes, S_in_, r_lo * g.iw, r_hi * g.iw);
+        for (int64_t l = 0; l < 8; ++l)
+          wino_in_(g, planes + l * S_in_, tr0, tr1, V + (c + l) * tiles, vs, sc);
+      }
+    };
+    // Output transforms of channels [m0, m1) (NCHWc: whole blocks, through eight planes)
+    // over tile rows [tr0, tr1), then bias, residual and activation of their output rows.
+    auto transform_out = [&](int64_t n, int64_t m0, int64_t m1, int64_t tr0, int64_t tr1,
+                             const float* P, int64_t tiles, int64_t ps, float* sc) {
+      const int64_t r0 = g.m * tr0, r1 = std::min(OH, g.m * tr1);
+      if (!nchwc_) {
+        for (int64_t m = m0; m < m1; ++m) {
+          wino_out_(g, P + m * tiles, ps, tr0, tr1, bias ? bias[m] : 0.f,
+                    Y + (n * M_ + m) * S_, sc);
+          finish(n, m, r0, r1);
+        }
+        return;
+      }
+      float* planes = tl_planes.get(size_t(8 * S_));
+      for (int64_t m = m0; m < m1; m += 8) {
+        for (int64_t l = 0; l < 8; ++l)
+          wino_out_(g, P + (m + l) * tiles, ps, tr0, tr1, bias ? bias[m + l] : 0.f,
+                    planes + l * S_, sc);
+        float* block = Y + (n * M_ + m) * S_;
+        to_blocked_(planes, block, S_, r0 * OW, r1 * OW);
+        float* rows = block + r0 * OW * 8;
+        const int64_t count = (r1 - r0) * OW * 8;
+        if (Z) {
+          const float* z = Z + (n * M_ + m) * S_ + r0 * OW * 8;
+          for (int64_t i = 0; i < count; ++i) rows[i] += z[i];
+        }
+        apply_activation(rows, count, epi_.act, epi_.act_alpha, epi_.act_beta);
+      }
+    };
+    const int64_t unit = nchwc_ ? 8 : 1;  // channels per work item of the phase loops
     const int64_t in_scratch =
         std::max(conv::winograd_input_scratch_floats(g, th),
                  conv::winograd_output_scratch_floats(g, th * tw));
@@ -649,23 +727,18 @@ class ConvKernel : public Kernel {
       float* V = tl_pad.get(size_t(nxi * (vs + ps)));
       float* P = V + nxi * vs;
       for (int64_t n = 0; n < N_; ++n) {
-        parallel_for(C_, 1, [&](int64_t b, int64_t e) {
+        parallel_for(C_ / unit, 1, [&](int64_t b, int64_t e) {
           float* sc = tl_col.get(size_t(in_scratch));
-          for (int64_t c = b; c < e; ++c)
-            wino_in_(g, X + (n * C_ + c) * S_in_, 0, th, V + c * tiles, vs, sc);
+          transform_in(n, b * unit, e * unit, 0, th, V, tiles, vs, sc);
         });
         parallel_for(nxi, 1, [&](int64_t b, int64_t e) {
           for (int64_t xi = b; xi < e; ++xi)
             sgemm(*wino_w_[size_t(xi)], false, M_, tiles, C_, 1.f, V + xi * vs, tiles, 0.f,
                   P + xi * ps, tiles);
         });
-        parallel_for(M_, 1, [&](int64_t b, int64_t e) {
+        parallel_for(M_ / unit, 1, [&](int64_t b, int64_t e) {
           float* sc = tl_col.get(size_t(in_scratch));
-          for (int64_t m = b; m < e; ++m) {
-            wino_out_(g, P + m * tiles, ps, 0, th, bias ? bias[m] : 0.f,
-                      Y + (n * M_ + m) * S_, sc);
-            finish(n, m, 0, OH);
-          }
+          transform_out(n, b * unit, e * unit, 0, th, P, tiles, ps, sc);
         });
       }
       return;
@@ -685,18 +758,11 @@ class ConvKernel : public Kernel {
         float* V = tl_col.get(size_t(nxi * (vs + ps) + scratch));
         float* P = V + nxi * vs;
         float* sc = P + nxi * ps;
-        for (int64_t c = 0; c < C_; ++c)
-          wino_in_(g, X + (n * C_ + c) * S_in_, tr0, tr1, V + c * tiles, vs, sc);
+        transform_in(n, 0, C_, tr0, tr1, V, tiles, vs, sc);
         for (int64_t xi = 0; xi < nxi; ++xi)
           sgemm(*wino_w_[size_t(xi)], false, M_, tiles, C_, 1.f, V + xi * vs, tiles, 0.f,
                 P + xi * ps, tiles);
-
-        const int64_t r0 = wino_m_ * tr0, r1 = std::min(OH, wino_m_ * tr1);
-        for (int64_t m = 0; m < M_; ++m) {
-          wino_out_(g, P + m * tiles, ps, tr0, tr1, bias ? bias[m] : 0.f,
-                    Y + (n * M_ + m) * S_, sc);
-          finish(n, m, r0, r1);
-        }
+        transform_out(n, 0, M_, tr0, tr1, P, tiles, ps, sc);
       }
     });
   }
@@ -775,6 +841,8 @@ class ConvKernel : public Kernel {
   Shape in_, out_, k_, stride_, dil_, pad_;
   int64_t S_in_ = 0, S_ = 0, ksize_ = 0, kdim_ = 0;
   bool has_bias_ = false, has_z_ = false, depthwise_ = false, pointwise_ = false;
+  bool nchwc_ = false;  // X, Z, Y in NCHWc (Winograd only)
+  conv::NchwcReorderFn to_blocked_ = nullptr, from_blocked_ = nullptr;
   bool shifted_ = false;  // 2-D conv read as shifted rows of a padded (phase-split) input
   int64_t Hq_ = 0, Wq_ = 0, max_shift_ = 0;  // phase plane size; the largest tap offset
   std::vector<int64_t> phases_;  // the phases (a * sw + b) some tap reads, in plane order

@@ -20,6 +20,8 @@ Each numpy reference converts to NCHW, runs the standard op, and converts back.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from providers.cpu.ops import conv as conv_ops
@@ -87,6 +89,24 @@ def reorder_output(x):
 
 # ---- convolution ---------------------------------------------------------------------------
 
+def winograd_pays(c: int, m: int, kernel, strides, dilations, group: int, out_hw) -> bool:
+    """Whether a blocked 3x3 stride-1 conv runs on the Winograd kernel (the NCHW Conv kernel
+    with layout "nchwc": its transforms unblock and reblock in cache) rather than the direct
+    NchwcConv. See the measurements in the body."""
+    if os.environ.get("FERRY_CONV_WINOGRAD", "") == "0":
+        return False
+    if not (group == 1 and list(kernel) == [3, 3] and list(strides) == [1, 1]
+            and list(dilations) == [1, 1] and c >= 64 and m >= 32 and m % BLOCK == 0):
+        return False  # (the Winograd kernel's own conditions, conv.cpp setup_winograd)
+    # Direct time over Winograd time, one conv, 1 thread: 64->64 at 56 1.40, 128->128 at 28
+    # 1.68, 96->96 / 64->96 / 64->64 at 28 1.33 / 1.18 / 1.01, 256->256 at 14 1.38, 160->160
+    # at 14 1.09, 512->512 at 7 1.18; but 128->128 at 14 0.98, 96->128 at 14 0.84, 64->64 at
+    # 14 0.71, 64->256 at 13 0.80, 192->192 at 7 1.01, DenseNet's 128->32 0.46-0.95.
+    small = min(out_hw)
+    return ((small >= 24 and m >= 64) or (small >= 14 and c >= 160 and m >= 160)
+            or (c >= 256 and m >= 256))
+
+
 def _nchwc_conv_native(inputs, attrs):
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
@@ -121,6 +141,11 @@ def _nchwc_conv_native(inputs, attrs):
         return None
     params = {"group": group, "strides": strides, "dilations": dilations, "pads": pads,
               "kernel_shape": kernel, **act}
+    if layout == "nchwc" and winograd_pays(x_shape[1], m, kernel, strides, dilations, group,
+                                           out):
+        return NativeCall("Conv", dict(params, layout="nchwc"), [shape], [_F32],
+                          inputs=[0, 1, 2, 3] if z is not None else None,
+                          constant_inputs=tuple(j for j in (1, 2) if j < len(inputs)))
     if not depthwise:
         params["input_layout"] = layout
     return NativeCall("NchwcDepthwiseConv" if depthwise else "NchwcConv", params, [shape],

@@ -156,11 +156,19 @@ def test_full_nchw_operand_is_reordered_in():
     assert counts["Mul"] == 1 and counts["ferry::ReorderInput"] == 2
 
 
+def _plan_kernels(sess) -> collections.Counter:
+    total = collections.Counter()
+    for p in sess.explain()["partitions"]:
+        for plan in p["details"]["plans"]:
+            total.update(plan["kernels"])
+    return total
+
+
 def test_what_stays_nchw():
-    """Grouped (not depthwise) convs, output channels not a multiple of 8, runtime weights and
-    3x3 convs the Winograd kernel runs faster (64 -> 64 on 24 x 24) keep their NCHW kernels;
-    so does everything at ORT_ENABLE_EXTENDED. The same 3x3 conv on a 12 x 12 map goes
-    direct."""
+    """Grouped (not depthwise) convs, output channels not a multiple of 8 and runtime weights
+    keep their NCHW kernels; so does everything at ORT_ENABLE_EXTENDED. A blocked 3x3 conv
+    runs Winograd in its NCHWc form where that pays (64 -> 64 on 24 x 24), the direct kernel
+    on a 12 x 12 map."""
     inits = [("wg", conv_w(16, 16, 3, group=2)), ("w6", conv_w(6, 16)),
              ("ww", conv_w(64, 64, 3)), ("w64", conv_w(64, 16))]
     nodes = [helper.make_node("Conv", ["x", "wg"], ["a"], pads=[1, 1, 1, 1], group=2),
@@ -168,16 +176,20 @@ def test_what_stays_nchw():
              helper.make_node("Conv", ["a", "wr"], ["c"]),
              helper.make_node("Conv", ["a", "w64"], ["d"]),
              helper.make_node("Conv", ["d", "ww"], ["e"], pads=[1, 1, 1, 1])]
-    for hw, blocked in ((24, 1), (12, 2)):
+    for hw, winograd in ((24, 1), (12, 0)):
         model = make_model(nodes, [("x", F, [1, 16, hw, hw]), ("wr", F, [8, 16, 1, 1])],
                            [("b", F, [1, 6, hw, hw]), ("c", F, [1, 8, hw, hw]),
                             ("e", F, [1, 64, hw, hw])], inits)
         feeds = {"x": randn(1, 16, hw, hw), "wr": conv_w(8, 16)}
         counts = check(model, feeds)
-        assert counts["ferry::NchwcConv"] == blocked  # a -> d (and d -> e on 12 x 12)
-        assert counts["ferry::ReorderOutput"] == 1
-        assert sum(v for k, v in counts.items() if k in ("Conv", "ferry::FusedConv")) == \
-            5 - blocked
+        assert counts["ferry::NchwcConv"] == 2  # a -> d and d -> e
+        assert counts["ferry::ReorderInput"] == 1 and counts["ferry::ReorderOutput"] == 1
+        assert sum(v for k, v in counts.items() if k in ("Conv", "ferry::FusedConv")) == 3
+        sess = session(model)
+        sess.run(None, feeds)
+        kernels = _plan_kernels(sess)
+        assert kernels["NchwcConv"] == 2 - winograd
+        assert kernels["Conv"] == 3 + winograd  # a, b, c (and d -> e on NCHWc values)
     ext = ops_of(session(model, level=GraphOptimizationLevel.ORT_ENABLE_EXTENDED))
     assert not any(k.startswith("ferry::Nchwc") for k in ext)
 

@@ -10,7 +10,9 @@ its activations. Element-wise ops and Concat on axis 1 work on it unchanged.
 - ``ReorderOutput(X)``: [N, C/8, H, W, 8] -> [N, C, H, W]
 - ``NchwcConv(X, W, B?, Z?)``: FusedConv's attributes plus ``input_layout`` ("nchwc", or
   "nchw" for a first layer with fewer than 8 input channels); group 1 or depthwise
-  (group = C = M); Z and Y NCHWc.
+  (group = C = M); Z and Y NCHWc. Lowered to the direct "NchwcConv" kernel, to
+  "NchwcDepthwiseConv", or (3x3 stride 1 where :func:`winograd_pays`) to the Winograd "Conv"
+  kernel with ``layout="nchwc"``.
 - ``NchwcMaxPool`` / ``NchwcAveragePool``: MaxPool / AveragePool (one output) on NCHWc.
 - ``NchwcGlobalAveragePool`` / ``NchwcGlobalMaxPool``: NCHWc in, plain [N, C, 1, 1] out (the
   same bytes as [N, C/8, 1, 1, 8]).

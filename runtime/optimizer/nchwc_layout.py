@@ -121,6 +121,9 @@ class _Layout:
         z = node.inputs[3] if len(node.inputs) > 3 else ""
         if (b and not self._is_f32(b)) or (z and not self._is_f32(z)):
             return False
+        if z and (z not in self.twin and (self._shape4(z) is None or
+                                          self._shape4(z) != self._shape4(node.outputs[0]))):
+            return False  # a residual that broadcasts (or of unknown shape) stays NCHW
         group = int(node.attrs.get("group", 1))
         m, cg = int(w.shape[0]), int(w.shape[1])
         c = cg * group

@@ -251,3 +251,16 @@ def test_symbolic_batch_and_several_images():
     for n in (1, 3):
         counts = check(model, {"x": randn(n, 8, 9, 7)})
     assert counts["ferry::NchwcConv"] == 3 and counts["Mul"] == 1 and counts["Reshape"] == 1
+
+
+def test_broadcast_residual_keeps_the_conv_nchw():
+    """A residual Add whose other operand broadcasts over channels ([1, 1, H, W]) is fused
+    into the NCHW conv, which then stays NCHW (a blocked Z must have the output's shape)."""
+    inits = [("w1", conv_w(16, 8)), ("w2", conv_w(16, 16))]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"]),
+             helper.make_node("Conv", ["a", "w2"], ["c"]),
+             helper.make_node("Add", ["c", "q"], ["y"])]
+    model = make_model(nodes, [("x", F, [1, 8, 5, 6]), ("q", F, [1, 1, 5, 6])],
+                       [("y", F, [1, 16, 5, 6])], inits)
+    counts = check(model, {"x": randn(1, 8, 5, 6), "q": randn(1, 1, 5, 6)})
+    assert counts["ferry::NchwcConv"] == 1 and counts["ferry::FusedConv"] == 1

@@ -84,13 +84,17 @@ class _Layout:
         tw = self._new_twin(name, c)
         s = self._shape4(name)
         if s is not None and s[2] == 1 and s[3] == 1:  # one pixel: the same bytes, a view
-            shape = self.view.add_initializer(f"{name}_nchwc_shape",
-                                              np.array([-1, c // BLOCK, 1, 1, BLOCK], np.int64))
-            self.nodes.append(make_node(self.view, "Reshape", [name, shape], [tw], base=base))
+            self._reshape_blocked(name, c, tw, base)
         else:
             self.nodes.append(make_node(self.view, "ReorderInput", [name], [tw], domain=FERRY,
                                         base=base))
         return tw
+
+    def _reshape_blocked(self, name: str, c: int, out: str, base: ir.Node) -> None:
+        """out = name (C values per image, one pixel) viewed as [n, C/8, 1, 1, 8]."""
+        shape = self.view.add_initializer(f"{name}_nchwc_shape",
+                                          np.array([-1, c // BLOCK, 1, 1, BLOCK], np.int64))
+        self.nodes.append(make_node(self.view, "Reshape", [name, shape], [out], base=base))
 
     def _materialize(self, name: str, base: ir.Node | None) -> None:
         if name not in self.needs_output:
@@ -219,10 +223,8 @@ class _Layout:
                 f"{name}_nchwc", np.ascontiguousarray(const.reshape(-1, c // BLOCK, 1, 1, BLOCK)))
         if len(s) == 4:
             return self._reorder_in(name, c, base)  # [n, C, 1, 1]: a Reshape (a view)
-        shape = self.view.add_initializer(f"{name}_nchwc_shape",
-                                          np.array([-1, c // BLOCK, 1, 1, BLOCK], np.int64))
         out = self.view.new_name(f"{name}_nchwc")
-        self.nodes.append(make_node(self.view, "Reshape", [name, shape], [out], base=base))
+        self._reshape_blocked(name, c, out, base)
         return out
 
     def _elementwise(self, node: ir.Node) -> bool:

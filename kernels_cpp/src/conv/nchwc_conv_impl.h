@@ -12,21 +12,14 @@
 #include <cstdint>
 
 #include "nchwc_conv.h"
+#include "nchwc_v8.h"
 #include "ferry/simd.h"
 
 namespace ferry {
 namespace conv {
 namespace {
 
-// In-bounds taps [lo, hi) of one kernel axis for an output whose first tap reads input
-// position `base` (o * stride - pad) of an axis of n.
-inline void nchwc_tap_range(int64_t base, int64_t k, int64_t d, int64_t n, int64_t& lo,
-                            int64_t& hi) {
-  lo = base >= 0 ? 0 : (-base + d - 1) / d;
-  hi = base >= n ? 0 : (n - 1 - base) / d + 1;
-  if (hi > k) hi = k;
-  if (lo > hi) lo = hi;
-}
+using ::ferry::nchwc::tap_range;
 
 // What one output row of a pass needs (offsets in floats; pointers formed only when used).
 // Output rows up to this wide take the gathered tiles (nchwc_small).
@@ -74,8 +67,9 @@ inline void nchwc_init(__m256 (&acc)[MB][P], const NchwcPass& ps, const float* y
   }
 }
 
+// ReLU / Clip of the last pass, in registers.
 template <int MB, int P>
-inline void nchwc_store(__m256 (&acc)[MB][P], const NchwcPass& ps, float* y, int64_t ostride) {
+inline void nchwc_clamp(__m256 (&acc)[MB][P], const NchwcPass& ps) {
   if (ps.last && ps.lohi) {  // NaN passes (acc second)
     const __m256 lo = _mm256_set1_ps(ps.lohi[0]), hi = _mm256_set1_ps(ps.lohi[1]);
 #pragma GCC unroll 3
@@ -83,6 +77,11 @@ inline void nchwc_store(__m256 (&acc)[MB][P], const NchwcPass& ps, float* y, int
 #pragma GCC unroll 12
       for (int q = 0; q < P; ++q) acc[v][q] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[v][q]));
   }
+}
+
+template <int MB, int P>
+inline void nchwc_store(__m256 (&acc)[MB][P], const NchwcPass& ps, float* y, int64_t ostride) {
+  nchwc_clamp<MB, P>(acc, ps);
 #pragma GCC unroll 3
   for (int v = 0; v < MB; ++v)
 #pragma GCC unroll 12
@@ -165,7 +164,7 @@ inline void nchwc_edge(const NchwcGeometry& g, const NchwcPass& ps, const NchwcR
   const int64_t ncb = BLK ? ps.ncb : 1;
   const int64_t tapw = ncb * g.cin * MB * 8;
   int64_t kw0, kw1;
-  nchwc_tap_range(ow * g.sw - g.pl, g.kw, g.dw, g.iw, kw0, kw1);
+  tap_range(ow * g.sw - g.pl, g.dw, g.kw, g.iw, kw0, kw1);
   __m256 part[4][MB];
   for (int s = 0; s < 4; ++s)
     for (int v = 0; v < MB; ++v) part[s][v] = _mm256_setzero_ps();
@@ -268,13 +267,7 @@ inline void nchwc_tile_gather(const NchwcGeometry& g, const NchwcPass& ps, const
         }
       }
     }
-  if (ps.last && ps.lohi) {
-    const __m256 lo = _mm256_set1_ps(ps.lohi[0]), hi = _mm256_set1_ps(ps.lohi[1]);
-#pragma GCC unroll 3
-    for (int v = 0; v < MB; ++v)
-#pragma GCC unroll 12
-      for (int q = 0; q < P; ++q) acc[v][q] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc[v][q]));
-  }
+  nchwc_clamp<MB, P>(acc, ps);
 #pragma GCC unroll 3
   for (int v = 0; v < MB; ++v)
 #pragma GCC unroll 12
@@ -303,10 +296,10 @@ void nchwc_small(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_
   const int64_t b = ps.ow1 < hi ? ps.ow1 : hi;
   for (int64_t r0 = ps.oh0, r1; r0 < ps.oh1; r0 = r1) {
     int64_t kh0, kh1;
-    nchwc_tap_range(r0 * g.sh - g.pt, g.kh, g.dh, g.ih, kh0, kh1);
+    tap_range(r0 * g.sh - g.pt, g.dh, g.kh, g.ih, kh0, kh1);
     for (r1 = r0 + 1; r1 < ps.oh1; ++r1) {  // the rows with the same kh range
       int64_t k0, k1;
-      nchwc_tap_range(r1 * g.sh - g.pt, g.kh, g.dh, g.ih, k0, k1);
+      tap_range(r1 * g.sh - g.pt, g.dh, g.kh, g.ih, k0, k1);
       if (k0 != kh0 || k1 != kh1) break;
     }
     const bool clipped = kh1 - kh0 != g.kh;
@@ -324,7 +317,7 @@ void nchwc_small(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_
         continue;
       }
       int64_t kw0, kw1;
-      nchwc_tap_range(c0 * g.sw - g.pl, g.kw, g.dw, g.iw, kw0, kw1);
+      tap_range(c0 * g.sw - g.pl, g.dw, g.kw, g.iw, kw0, kw1);
       if (kh1 <= kh0 || kw1 <= kw0) {  // no taps at all: zero-length loops, any offsets
         kh1 = kh0;
         kw1 = kw0;
@@ -356,7 +349,7 @@ void nchwc_rows(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_t
   for (int64_t oh = ps.oh0; oh < ps.oh1; ++oh) {
     const int64_t ihb = oh * g.sh - g.pt;
     int64_t kh0, kh1;
-    nchwc_tap_range(ihb, g.kh, g.dh, g.ih, kh0, kh1);
+    tap_range(ihb, g.dh, g.kh, g.ih, kh0, kh1);
     const NchwcRow r{((ihb + kh0 * g.dh) * g.iw - g.pl) * pix, ps.w + kh0 * g.kw * tapw,
                      kh1 - kh0, oh * g.ow * 8};
     for (int64_t ow = ps.ow0; ow < ps.ow1 && ow < lo; ++ow) nchwc_edge<MB, BLK>(g, ps, r, ow);
@@ -390,7 +383,7 @@ void nchwc_pixel(const NchwcGeometry& g, const NchwcPass& ps, const NchwcRow& r,
     acc[o] = ps.first ? (ps.bias ? ps.bias[o] : 0.f) + (z ? z[at] : 0.f) : y[at];
   }
   int64_t kw0, kw1;
-  nchwc_tap_range(ow * g.sw - g.pl, g.kw, g.dw, g.iw, kw0, kw1);
+  tap_range(ow * g.sw - g.pl, g.dw, g.kw, g.iw, kw0, kw1);
   for (int64_t i = 0; i < r.nkh; ++i)
     for (int64_t j = kw0; j < kw1; ++j) {
       const float* xk = ps.x + (r.x_off + i * g.dh * g.iw * pix + (ow * g.sw + j * g.dw) * pix);
@@ -432,7 +425,7 @@ void nchwc_conv_impl(const NchwcGeometry& g, const NchwcPass& ps) {
   for (int64_t oh = ps.oh0; oh < ps.oh1; ++oh) {
     const int64_t ihb = oh * g.sh - g.pt;
     int64_t kh0, kh1;
-    nchwc_tap_range(ihb, g.kh, g.dh, g.ih, kh0, kh1);
+    tap_range(ihb, g.dh, g.kh, g.ih, kh0, kh1);
     const NchwcRow r{((ihb + kh0 * g.dh) * g.iw - g.pl) * pix, ps.w + kh0 * g.kw * tapw,
                      kh1 - kh0, oh * g.ow * 8};
     for (int64_t ow = ps.ow0; ow < ps.ow1; ++ow) nchwc_pixel(g, ps, r, ow);

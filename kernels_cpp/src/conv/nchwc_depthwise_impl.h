@@ -19,15 +19,6 @@ namespace {
 
 using namespace ::ferry::nchwc;
 
-// The first and one-past-last tap index t in [0, k) with 0 <= base + t * d < n.
-inline void nchwc_tap_range(int64_t base, int64_t d, int64_t k, int64_t n, int64_t& t0,
-                            int64_t& t1) {
-  t0 = base >= 0 ? 0 : (-base + d - 1) / d;
-  t1 = base >= n ? 0 : (n - 1 - base) / d + 1;
-  if (t1 > k) t1 = k;
-  if (t0 > t1) t0 = t1;
-}
-
 // Residual, clamp and store of one finished pixel. z may alias y: it is read first.
 inline void nchwc_dw_store(V8 acc, const float* z, float* y, const V8* lohi) {
   if (z) acc = add8(acc, ld8(z));
@@ -80,7 +71,7 @@ inline V8 nchwc_dw_edge(const NchwcDwGeometry& g, const float* x, const float* w
                         int64_t ihb, int64_t k0, int64_t k1, int64_t ow) {
   const int64_t base = ow * g.sw - g.pl;
   int64_t c0, c1;
-  nchwc_tap_range(base, g.dw, g.kw, g.iw, c0, c1);
+  tap_range(base, g.dw, g.kw, g.iw, c0, c1);
   V8 acc = b;
   for (int64_t kh = k0; kh < k1; ++kh) {
     const float* xr = x + ((ihb + kh * g.dh) * g.iw + base) * 8;
@@ -112,7 +103,7 @@ void nchwc_dw_rows(const NchwcDwGeometry& g, const float* x, const float* w, con
   for (int64_t oh = oh0; oh < oh1; ++oh) {
     const int64_t ihb = oh * g.sh - g.pt;
     int64_t k0, k1;
-    nchwc_tap_range(ihb, g.dh, g.kh, g.ih, k0, k1);
+    tap_range(ihb, g.dh, g.kh, g.ih, k0, k1);
     float* yr = y + oh * OW * 8;
     const float* zr = z ? z + oh * OW * 8 : nullptr;
     auto edge = [&](int64_t ow) {

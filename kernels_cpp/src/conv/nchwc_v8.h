@@ -78,6 +78,17 @@ inline V8 clamp8(V8 x, V8 lo, V8 hi) {
 }
 #endif
 
+// The in-bounds taps [t0, t1) of one kernel axis (k taps, dilation d) for an output whose
+// first tap reads position `base` (o * stride - pad) of an input axis of n: the conv,
+// depthwise and pool kernels skip the padding this way instead of materializing it.
+inline void tap_range(int64_t base, int64_t d, int64_t k, int64_t n, int64_t& t0,
+                      int64_t& t1) {
+  t0 = base >= 0 ? 0 : (-base + d - 1) / d;
+  t1 = base >= n ? 0 : (n - 1 - base) / d + 1;
+  if (t1 > k) t1 = k;
+  if (t0 > t1) t0 = t1;
+}
+
 }  // namespace
 }  // namespace nchwc
 }  // namespace ferry

@@ -18,14 +18,6 @@ namespace {
 
 using namespace ::ferry::nchwc;
 
-inline void nchwc_pool_taps(int64_t base, int64_t d, int64_t k, int64_t n, int64_t& t0,
-                            int64_t& t1) {
-  t0 = base >= 0 ? 0 : (-base + d - 1) / d;
-  t1 = base >= n ? 0 : (n - 1 - base) / d + 1;
-  if (t1 > k) t1 = k;
-  if (t0 > t1) t0 = t1;
-}
-
 template <bool Max> inline V8 nchwc_pool_op(V8 acc, V8 v) {
   return Max ? max8(acc, v) : add8(acc, v);
 }
@@ -75,7 +67,7 @@ void nchwc_pool_rows(const NchwcPoolGeometry& g, const float* x, float* y, int64
   for (int64_t oh = oh0; oh < oh1; ++oh) {
     const int64_t ihb = oh * g.SH - g.PT;
     int64_t k0, k1;
-    nchwc_pool_taps(ihb, g.DH, g.KH, g.H, k0, k1);
+    tap_range(ihb, g.DH, g.KH, g.H, k0, k1);
     float* yr = y + oh * OW * 8;
     const float ch = Max ? 1.0f : count_h[oh];
     auto store = [&](int64_t ow, V8 acc) {
@@ -88,7 +80,7 @@ void nchwc_pool_rows(const NchwcPoolGeometry& g, const float* x, float* y, int64
     auto edge = [&](int64_t ow) {
       const int64_t base = ow * g.SW - g.PL;
       int64_t c0, c1;
-      nchwc_pool_taps(base, g.DW, g.KW, g.W, c0, c1);
+      tap_range(base, g.DW, g.KW, g.W, c0, c1);
       V8 acc = set8(Max ? -__builtin_inff() : 0.0f);
       for (int64_t kh = k0; kh < k1; ++kh) {
         const float* xr = x + ((ihb + kh * g.DH) * g.W + base) * 8;

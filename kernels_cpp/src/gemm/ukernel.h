@@ -18,6 +18,9 @@ struct TileStore {
   // Prefetch the tile's rows of C before the k loop: set when tiles go down a column (C rows
   // far apart, which the hardware prefetchers do not follow); row-by-row walks leave it off.
   bool prefetch_c = false;
+  // Prefetch the B panel ahead in the k loop: set when tiles go along a row (each tile reads
+  // its panel from L2 again, faster than the hardware prefetchers bring it).
+  bool prefetch_b = false;
   // The tile's mr x nr block of a residual (rows ld_residual apart), added unscaled; or null.
   const float* residual = nullptr;
   int64_t ld_residual = 0;
@@ -27,10 +30,14 @@ struct TileStore {
 using Ukernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                          const TileStore& st);
 
+// Packs one full MR-row panel of a row-major A: dst[k * MR + r] = src[r * lda + k], k < kc.
+using PackAPanel = void (*)(const float* src, int64_t lda, int64_t kc, float* dst);
+
 struct Isa {
   int mr, nr, kc, mc, nc;  // tile, K block, rows and columns per cache block
   Ukernel ukernel;
   const char* name;
+  PackAPanel pack_a_panel = nullptr;  // null: the driver's scalar loop
 };
 
 // Each returns false/leaves `out` untouched when compiled without its ISA.

@@ -4,6 +4,8 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
+#include "ferry/simd.h"
+
 namespace ferry {
 namespace gemm {
 namespace {
@@ -213,13 +215,27 @@ void pack_a_panel_6(const float* src, int64_t lda, int64_t kc, float* dst) {
     for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * lda + k];
 }
 
+// A transposed B packed per call (attention's K, a Gemm with transB and runtime weights): by
+// 8 x 8 register transposes, two per 8 k. As scalar stores 16 floats apart it was the largest
+// fixed cost of an attention head's 64-row block.
+void pack_b_panel_t_16(const float* src, int64_t ldb, int64_t kc, float* dst) {
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    simd::transpose8x8(src + k, ldb, dst + k * NR, NR);
+    simd::transpose8x8(src + 8 * ldb + k, ldb, dst + k * NR + 8, NR);
+  }
+  for (; k < kc; ++k)
+    for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j * ldb + k];
+}
+
 }  // namespace
 
 bool avx2_isa(Isa& out) {
   // kc 512: fewer passes over C (measured on a 2-core EPYC: 256 lost ~25% at 1024^3).
   // nc 128: a B block packed per call (kc x nc, 256 KB) stays in L2 while every row tile
   // streams it (at 256 the 512 KB block spilled to L3: 3x3 convs ran ~15% slower undisturbed).
-  out = Isa{MR, NR, 512, 120, 128, ukernel_6x16, "avx2_6x16", pack_a_panel_6};
+  out = Isa{MR, NR, 512, 120, 128, ukernel_6x16, "avx2_6x16", pack_a_panel_6,
+            pack_b_panel_t_16};
   return true;
 }
 

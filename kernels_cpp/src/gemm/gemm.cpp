@@ -137,6 +137,8 @@ void pack_b_panel(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
         std::memcpy(d, src, nn * sizeof(float));
         for (int64_t j = nn; j < NR; ++j) d[j] = 0.f;
       }
+    } else if (nn == NR && I.pack_b_panel_t) {
+      I.pack_b_panel_t(B + j0 * ldb + pc, ldb, kc, dst);
     } else {
       for (int64_t j = 0; j < nn; ++j) {
         const float* src = B + (j0 + j) * ldb + pc;
@@ -190,6 +192,10 @@ void pack_b_block(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
   for (int64_t p = np0; p < np1; ++p) {
     const int64_t j0 = p * NR, nn = std::min<int64_t>(NR, N - j0);
     float* dst = out + (p - np0) * kc * NR;
+    if (nn == NR && I.pack_b_panel_t) {
+      I.pack_b_panel_t(B + j0 * ldb + pc, ldb, kc, dst);
+      continue;
+    }
     for (int64_t j = 0; j < nn; ++j) {
       const float* src = B + (j0 + j) * ldb + pc;
       for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k];

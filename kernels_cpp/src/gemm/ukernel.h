@@ -33,11 +33,16 @@ using Ukernel = void (*)(int64_t kc, const float* a, const float* b, float* c, i
 // Packs one full MR-row panel of a row-major A: dst[k * MR + r] = src[r * lda + k], k < kc.
 using PackAPanel = void (*)(const float* src, int64_t lda, int64_t kc, float* dst);
 
+// Packs one full NR-column panel of a transposed B (rows of B^T, ldb apart):
+// dst[k * NR + j] = src[j * ldb + k], k < kc.
+using PackBPanelT = void (*)(const float* src, int64_t ldb, int64_t kc, float* dst);
+
 struct Isa {
   int mr, nr, kc, mc, nc;  // tile, K block, rows and columns per cache block
   Ukernel ukernel;
   const char* name;
-  PackAPanel pack_a_panel = nullptr;  // null: the driver's scalar loop
+  PackAPanel pack_a_panel = nullptr;     // null: the driver's scalar loops
+  PackBPanelT pack_b_panel_t = nullptr;
 };
 
 // Each returns false/leaves `out` untouched when compiled without its ISA.

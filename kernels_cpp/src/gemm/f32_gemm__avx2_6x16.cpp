@@ -32,6 +32,24 @@ inline void prefetch_tile(const float* c, int64_t ldc, const TileStore& st) {
   }
 }
 
+// Rows [0, R) of a tile whose other rows are padding (the last row panel: M = 128 is 21 full
+// tiles and one of 2 rows). Same arithmetic as the full tile (one accumulator per row and
+// column vector, k in order), so a row's result does not depend on which tile it falls in.
+template <int R>
+inline void partial_rows(int64_t kc, const float* a, const float* b, __m256 (&acc)[R][2]) {
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + i);
+      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += MR;
+    b += NR;
+  }
+}
+
 void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                   const TileStore& st) {
   // Named accumulators and one k step per iteration: 12 + 2 + 1 = 15 of the 16 ymm registers,
@@ -67,6 +85,19 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t 
     c01 = _mm256_add_ps(_mm256_add_ps(c01, c11), _mm256_add_ps(c21, c31));
     c10 = c11 = c20 = c21 = c30 = c31 = _mm256_setzero_ps();
     kc = 0;  // the tile is done: skip the 6-row loop, store row 0 below
+  } else if (st.mr < MR && st.nr > 8) {
+    // 2-5 real rows: their FMAs only (a 2-row tile in 4 cycles per k rather than 6; with
+    // fewer than 8 accumulators the FMA latency, not the ports, bounds it).
+    __m256 t[5][2] = {};
+    switch (st.mr) {
+      case 2: partial_rows<2>(kc, a, b, reinterpret_cast<__m256(&)[2][2]>(t)); break;
+      case 3: partial_rows<3>(kc, a, b, reinterpret_cast<__m256(&)[3][2]>(t)); break;
+      case 4: partial_rows<4>(kc, a, b, reinterpret_cast<__m256(&)[4][2]>(t)); break;
+      default: partial_rows<5>(kc, a, b, t); break;
+    }
+    c00 = t[0][0]; c01 = t[0][1]; c10 = t[1][0]; c11 = t[1][1]; c20 = t[2][0]; c21 = t[2][1];
+    c30 = t[3][0]; c31 = t[3][1]; c40 = t[4][0]; c41 = t[4][1];
+    kc = 0;  // rows >= mr are not stored
   } else if (st.nr <= 8) {
     // At most 8 real columns (the last panel of N = 49, a 7x7 map: 1 column of 16): the
     // right half's FMAs would be wasted. One accumulator per row and k in order, as in the

@@ -220,3 +220,22 @@ def test_column_result_does_not_depend_on_panel_boundaries(n0):
         # And [16, 16 + n0) on their own: a first and last panel.
         alone = gemm(a, np.ascontiguousarray(b[:, 16:16 + n0]), constants=constants)
         np.testing.assert_array_equal(alone, whole[:, 16:16 + n0])
+
+
+@pytest.mark.parametrize("m0", [2, 3, 4, 5, 8, 10])
+def test_row_result_does_not_depend_on_tile_boundaries(m0):
+    """A row computed in a last row panel of 2-5 real rows (their own loop) equals the same row
+    computed inside a full tile, bit for bit. (A single-row panel takes the matrix-vector loop,
+    which splits k over four accumulators: not covered.)"""
+    rng = np.random.default_rng(4)
+    k, n = 301, 40
+    a = rng.standard_normal((24, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    for constants in ((), (1,)):
+        whole = gemm(a, b, constants=constants)
+        # Rows [12, 12 + m0): a last panel of m0 rows when 12 + m0 is not a multiple of the
+        # tile height, inside full tiles in `whole`.
+        part = gemm(np.ascontiguousarray(a[:12 + m0]), b, constants=constants)
+        np.testing.assert_array_equal(part, whole[:12 + m0])
+        alone = gemm(np.ascontiguousarray(a[12:12 + m0]), b, constants=constants)
+        np.testing.assert_array_equal(alone, whole[12:12 + m0])

@@ -27,8 +27,9 @@ namespace {
 
 // Queries per work item. Each item packs its head's K^T again, so taller blocks cost less:
 // BERT's 128-query heads took 0.94 of the time as one block of 128 rather than two of 64.
-// Blocks of 64 when 128 would leave fewer than two items per thread.
-constexpr int64_t kRowBlock = 128, kRowBlockSmall = 64;
+// Blocks of 64 when 128 would make fewer than four items (threads need work). The choice
+// depends on the shapes only: a row's result must not change with the thread count.
+constexpr int64_t kRowBlock = 128, kRowBlockSmall = 64, kMinItems = 4;
 
 class AttentionKernel : public Kernel {
  public:
@@ -103,7 +104,7 @@ class AttentionKernel : public Kernel {
       return;
     }
     int64_t row_block = kRowBlock;
-    if (B_ * H_ * ((S_ + kRowBlock - 1) / kRowBlock) < 2 * num_threads())
+    if (B_ * H_ * ((S_ + kRowBlock - 1) / kRowBlock) < kMinItems)
       row_block = kRowBlockSmall;
     const int64_t nblk = (S_ + row_block - 1) / row_block;
     parallel_for(B_ * H_ * nblk, 1, [&](int64_t begin, int64_t end) {

@@ -35,7 +35,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // fast enough (two vectors per 12 FMAs), while every extra chunk re-reads and re-writes the
 // outputs.
 constexpr int64_t kChunkFloats = 8192;
-constexpr int64_t kOneRangeBytes = int64_t(1) << 20;
+constexpr int64_t kL2InputBytes = int64_t(512) << 10;
 
 class NchwcConvKernel : public Kernel {
  public:
@@ -200,12 +200,17 @@ class NchwcConvKernel : public Kernel {
       extent = g.ow;
       span = std::clamp<int64_t>(16384 / std::max<int64_t>(C_, 1), 48, 1024);
       span = std::min(span, std::max<int64_t>(6, ceil_div(ceil_div(extent, want), 6) * 6));
-      // A plane whose input fits in ~1 MB is one range when the groups alone give the threads
-      // enough items: each group's weights are then streamed once. (In spans of 48 a 7x7 map
-      // was two ranges, and 512->2048 read its 4 MB of weights twice.) 512->2048 and
-      // 2048->512 on 7x7 and 256->1024 on 14x14 took 0.8-0.95 of the time; larger inputs
-      // lost (256->64 on 56x56: 1.2-1.46x), so they keep the spans.
-      if (want == 1 && C_ * extent * int64_t(sizeof(float)) <= kOneRangeBytes) span = extent;
+      // One range for the whole plane when the groups alone give the threads enough items
+      // and it streams less: each group's weights are then read once, but every group reads
+      // the whole input (from L2 up to ~512 KB, else from L3). In spans of 48 a 7x7 map was
+      // two ranges, and 512->2048 read its 4 MB of weights twice. 512->2048 and 2048->512 on
+      // 7x7, 512->1024 and 256->1024 on 14x14 took 0.77-0.9 of the time as one range (1 and 2
+      // threads); a 1 MB bound alone lost on 800 KB inputs (64->256 on 56x56: 1.11x).
+      const int64_t in_bytes = C_ * extent * int64_t(sizeof(float));
+      const int64_t w_bytes = C_ * M_ * int64_t(sizeof(float));
+      const int64_t split = ceil_div(extent, span);
+      if (want == 1 && (in_bytes <= kL2InputBytes || G * in_bytes <= split * w_bytes))
+        span = extent;
     } else {
       extent = g.oh;
       span = std::clamp<int64_t>(ceil_div(256, g.ow), 1, g.oh);

@@ -78,7 +78,10 @@ SCRIPT = textwrap.dedent("""
         (1, 8, 3, 4, 8, 5, 1, 2, 1, "nchwc"),       # kernel larger than the input
         (1, 8, 10, 13, 16, (1, 3), 1, (0, 2, 1, 0), 1, "nchwc"),  # 1x3, asymmetric pads
         (1, 16, 14, 15, 16, 3, 1, 2, 2, "nchwc"),   # dilation 2
-        (2, 16, 14, 13, 24, 1, 2, 0, 1, "nchwc"),   # 1x1 stride 2
+        (2, 16, 14, 13, 24, 1, 2, 0, 1, "nchwc"),   # 1x1 stride 2 (input gathered, pointwise)
+        (1, 520, 9, 11, 16, 1, 2, 0, 1, "nchwc"),   # 1x1 stride 2, 65 input blocks: 3 chunks
+        (1, 16, 10, 11, 24, 1, 3, 0, 1, "nchwc"),   # 1x1 stride 3, odd sizes
+        (1, 16, 10, 11, 16, 1, 2, 1, 1, "nchwc"),   # 1x1 stride 2 padded: the direct path
         (1, 8, 17, 16, 16, 3, 3, 1, 1, "nchwc"),    # stride 3 (runtime column stride)
         (1, 3, 30, 29, 32, 7, 2, 3, 1, "nchw"),     # 7x7/2 pad 3 on a 3-channel NCHW image
         (2, 3, 23, 20, 16, 3, 2, 1, 1, "nchw"),     # 3x3/2 NCHW input

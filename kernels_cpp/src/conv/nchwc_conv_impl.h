@@ -318,8 +318,12 @@ void nchwc_small(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_
       }
       int64_t kw0, kw1;
       tap_range(c0 * g.sw - g.pl, g.dw, g.kw, g.iw, kw0, kw1);
-      if (kh1 <= kh0 || kw1 <= kw0) {  // no taps at all: zero-length loops, any offsets
-        kh1 = kh0;
+      // This column group's kh range: the row group's, or empty with no taps at all
+      // (zero-length loops, any offsets). A copy: the row group's range must stay intact
+      // for its other columns (a padded 1x1 conv's edge column has no taps).
+      int64_t ka = kh0, kb = kh1;
+      if (kb <= ka || kw1 <= kw0) {
+        kb = ka;
         kw1 = kw0;
       }
       const int64_t nc = c1 - c0, n = (r1 - r0) * nc;
@@ -330,13 +334,12 @@ void nchwc_small(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_
         int64_t xo[PM], yo[PM];
         for (int64_t q = 0; q < np; ++q, ++idx) {
           const int64_t oh = r0 + idx / nc, ow = c0 + idx % nc;
-          xo[q] = kh1 > kh0 ? ((oh * g.sh - g.pt + kh0 * g.dh) * g.iw +
-                               (ow * g.sw - g.pl + kw0 * g.dw)) * 8
-                            : 0;
+          xo[q] = kb > ka ? ((oh * g.sh - g.pt + ka * g.dh) * g.iw +
+                             (ow * g.sw - g.pl + kw0 * g.dw)) * 8
+                          : 0;
           yo[q] = (oh * g.ow + ow) * 8;
         }
-        nchwc_gather_n<MB, PM>(np, g, ps, xo, yo, ps.w + kh0 * g.kw * tapw, kh1 - kh0, kw0,
-                               kw1);
+        nchwc_gather_n<MB, PM>(np, g, ps, xo, yo, ps.w + ka * g.kw * tapw, kb - ka, kw0, kw1);
       }
     }
   }

@@ -264,3 +264,17 @@ def test_broadcast_residual_keeps_the_conv_nchw():
                        [("y", F, [1, 16, 5, 6])], inits)
     counts = check(model, {"x": randn(1, 8, 5, 6), "q": randn(1, 1, 5, 6)})
     assert counts["ferry::NchwcConv"] == 1 and counts["ferry::FusedConv"] == 1
+
+
+def test_padded_and_strided_pointwise_convs():
+    """1x1 convs with padding (border pixels have no taps: only the bias) and with strides
+    (the input gathered, then convolved as a pointwise plane), blocked, against onnxruntime."""
+    inits = [("w0", conv_w(16, 8)), ("b0", randn(16)), ("w1", conv_w(24, 16)), ("b1", randn(24)),
+             ("w2", conv_w(16, 24)), ("b2", randn(16))]
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Conv", ["r", "w1", "b1"], ["s"], strides=[2, 2]),
+             helper.make_node("Conv", ["s", "w2", "b2"], ["y"], strides=[3, 2], pads=[0, 2, 1, 0])]
+    model = make_model(nodes, [("x", F, [1, 8, 11, 13])], [("y", F, [1, 16, 3, 5])], inits)
+    counts = check(model, {"x": randn(1, 8, 11, 13)})
+    assert counts["ferry::NchwcConv"] == 3

@@ -77,6 +77,9 @@ def _check_int(name: str, value: Any, minimum: int = 0) -> int:
 SHAPE_RANGES_CONFIG_KEY = "session.input_shape_ranges"
 # Config entry: "0" skips the run at the largest declared shapes at session creation.
 PLAN_AT_CREATION_CONFIG_KEY = "session.input_shape_ranges.plan_at_creation"
+# onnxruntime's entry: "0" makes idle pool workers sleep at once instead of spinning (20 ms)
+# for the next job. The pool is the process's: the last session created sets it.
+ALLOW_SPINNING_CONFIG_KEY = "session.intra_op.allow_spinning"
 
 
 @dataclass(frozen=True)
@@ -299,7 +302,8 @@ class SessionOptions:
         key, value = str(key), str(value)
         if key == SHAPE_RANGES_CONFIG_KEY:
             _parse_ranges_json(value)  # refuse a bad declaration here, not at creation
-        elif key == PLAN_AT_CREATION_CONFIG_KEY and value not in ("0", "1"):
+        elif key in (PLAN_AT_CREATION_CONFIG_KEY, ALLOW_SPINNING_CONFIG_KEY) and value not in (
+                "0", "1"):
             raise InvalidArgument(f"session config entry '{key}' must be '0' or '1', got "
                                   f"{value!r}")
         self._config[key] = value

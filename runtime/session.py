@@ -27,6 +27,7 @@ from runtime.executor import Executor
 from runtime.model import InputShapeSpec, load_model
 from runtime.optimizer import optimize
 from runtime.options import (
+    ALLOW_SPINNING_CONFIG_KEY,
     PLAN_AT_CREATION_CONFIG_KEY,
     GraphOptimizationLevel,
     RunOptions,
@@ -185,10 +186,16 @@ class InferenceSession:
 
         # 3. Threads for our kernels.
         self._threads = self._options.resolved_intra_op_threads()
+        self._wake_workers = None
         try:
             import ferry_kernels
 
             ferry_kernels.set_num_threads(self._threads)
+            spin = self._options._config.get(ALLOW_SPINNING_CONFIG_KEY, "1") == "1"
+            ferry_kernels.set_spin_us(20000 if spin else 0)
+            if self._threads > 1:
+                # Sleeping workers are woken as a run starts, not by its first kernel.
+                self._wake_workers = ferry_kernels.wake_workers
         except ImportError:
             pass
 
@@ -341,6 +348,8 @@ class InferenceSession:
         if run_options is not None and not isinstance(run_options, RunOptions):
             raise InvalidArgument("run_options must be a runtime.RunOptions")
         names = self._check_output_names(output_names)
+        if self._wake_workers is not None:
+            self._wake_workers()
         feeds = self._check_feeds(input_feed)
         profiler = self._profiler
         t0 = profiler.now() if profiler is not None else 0
@@ -364,6 +373,8 @@ class InferenceSession:
             raise InvalidArgument("run_options must be a runtime.RunOptions")
         if getattr(iobinding, "_session", None) is not self:
             raise InvalidArgument("the IOBinding belongs to another session")
+        if self._wake_workers is not None:
+            self._wake_workers()
         iobinding._run(run_options)
 
     # ---- memory and warm-up ----------------------------------------------------------------

@@ -32,10 +32,13 @@ namespace {
 using Fn = std::function<void(int64_t, int64_t)>;
 thread_local bool t_in_task = false;
 
-// Workers spin this long for the next job before sleeping: kernels of a plan come back to
-// back, and a condition-variable wake-up per kernel (~50-100 us) cost small models their whole
-// second thread (MobileNetV2: 20.4 ms on 2 threads at 100 us, 14.3 ms at 2 ms).
-constexpr auto kSpin = std::chrono::microseconds(2000);
+// Workers spin this long for the next job before sleeping (set_spin_us). Kernels of a plan
+// come back to back, and a condition-variable wake-up per kernel (~50-100 us) cost small
+// models their whole second thread (MobileNetV2: 20.4 ms on 2 threads at 100 us, 14.3 ms at
+// 2 ms). Runs 50-300 ms apart (a service's requests) were 2x slower at 2 ms than back to back
+// (MobileNetV2, 2 threads: 14.3-15.6 ms against 7-8): a worker that has slept is slow for the
+// next few milliseconds on this VM. At 20 ms they took 8.2-8.9 ms (onnxruntime 9.4-11.4).
+std::atomic<int64_t> g_spin_us{20000};
 constexpr int64_t kMaxChunks = 0xffff;  // the chunk fields of the claim word are 16 bits
 constexpr int64_t kChunksPerThread = 4;
 
@@ -64,6 +67,23 @@ class Pool {
     stop_.store(false);
     nthreads_.store(n, std::memory_order_relaxed);
     for (int i = 0; i < n - 1; ++i) workers_.emplace_back([this] { worker(); });
+  }
+
+  // Wakes sleeping workers, which then spin for the next job: called as a run starts, so that
+  // the wake-up overlaps the run's set-up and the workers are on their cores (a worker that
+  // has slept is slow for its first milliseconds here) by the first kernel.
+  void wake() {
+    if (size() <= 1) return;
+    std::unique_lock<std::mutex> dispatch(dispatch_mu_, std::try_to_lock);
+    if (!dispatch.owns_lock()) return;  // a job is running: the workers are awake
+    {
+      // A new generation with no chunks (next_ still holds the last job's): a worker that
+      // sees it finds nothing to claim and spins for the next one.
+      std::lock_guard<std::mutex> lk(mu_);
+      generation_.store((generation_.load(std::memory_order_relaxed) + 1) & 0xffffffffu,
+                        std::memory_order_release);
+    }
+    cv_.notify_all();
   }
 
   void run(int64_t n, int64_t grain, const Fn& fn) {
@@ -100,9 +120,10 @@ class Pool {
     work(gen);
     t_in_task = false;
     auto start = std::chrono::steady_clock::now();
+    const auto spin = std::chrono::microseconds(g_spin_us.load(std::memory_order_relaxed));
     for (int spins = 0; done_.load(std::memory_order_acquire) < chunks; ++spins) {
       FERRY_PAUSE();
-      if ((spins & 255) == 255 && std::chrono::steady_clock::now() - start > kSpin)
+      if ((spins & 255) == 255 && std::chrono::steady_clock::now() - start > spin)
         std::this_thread::yield();
     }
     if (error_) std::rethrow_exception(error_);
@@ -136,6 +157,7 @@ class Pool {
     uint64_t seen = generation_.load(std::memory_order_acquire);
     for (;;) {
       auto start = std::chrono::steady_clock::now();
+      const auto spin = std::chrono::microseconds(g_spin_us.load(std::memory_order_relaxed));
       bool woke = false;
       for (int spins = 0;; ++spins) {
         if (generation_.load(std::memory_order_acquire) != seen || stop_flag()) {
@@ -143,7 +165,7 @@ class Pool {
           break;
         }
         FERRY_PAUSE();
-        if ((spins & 255) == 255 && std::chrono::steady_clock::now() - start > kSpin) break;
+        if ((spins & 255) == 255 && std::chrono::steady_clock::now() - start > spin) break;
       }
       if (!woke) {
         std::unique_lock<std::mutex> lk(mu_);
@@ -182,6 +204,12 @@ Pool& pool() {
 }  // namespace
 
 void set_num_threads(int n) { pool().resize(n); }
+
+void wake_workers() { pool().wake(); }
+
+void set_spin_us(int64_t us) { g_spin_us.store(us < 0 ? 0 : us, std::memory_order_relaxed); }
+
+int64_t spin_us() { return g_spin_us.load(std::memory_order_relaxed); }
 
 int num_threads() { return pool().size(); }
 

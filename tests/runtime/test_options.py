@@ -69,3 +69,29 @@ def test_run_options_terminate_and_tag():
     assert ro.terminate
     ro.log_tag = "req-1"
     assert ro.run_tag == "req-1"
+
+
+def test_allow_spinning_entry_sets_the_pools_spin():
+    """onnxruntime's session.intra_op.allow_spinning: "0" makes idle workers sleep at once;
+    anything but "0"/"1" is refused when set."""
+    fk = pytest.importorskip("ferry_kernels")
+    from onnx import TensorProto, helper
+
+    from runtime import InferenceSession
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    old = fk.get_spin_us()
+    try:
+        so = SessionOptions()
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        InferenceSession(model, so, providers=["cpu"])
+        assert fk.get_spin_us() == 0
+        InferenceSession(model, providers=["cpu"])
+        assert fk.get_spin_us() == 20000
+    finally:
+        fk.set_spin_us(old)
+    with pytest.raises(InvalidArgument, match="allow_spinning"):
+        SessionOptions().add_session_config_entry("session.intra_op.allow_spinning", "yes")

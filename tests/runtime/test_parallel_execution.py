@@ -515,3 +515,39 @@ def test_concurrent_parallel_for_from_inter_op_and_caller_threads():
     finally:
         fk.set_num_threads(old)
     assert not errors, errors[0]
+
+
+def test_waking_the_pool_during_jobs_loses_nothing():
+    """wake_workers() (called as each run starts) bumps the pool's generation with no work:
+    from another thread, between and during parallel jobs, results stay exact, with workers
+    spinning and with workers that sleep at once (spin 0)."""
+    m = 128
+    a = np.random.default_rng(5).standard_normal((m, m)).astype(np.float32)
+    k = fk.make_kernel("MatMul", {}, [[m, m], [m, m]], ["float32"] * 2, [[m, m]], ["float32"],
+                       {1: a})
+    want = a @ a
+    old_threads, old_spin = fk.get_num_threads(), fk.get_spin_us()
+    stop = threading.Event()
+
+    def waker():
+        while not stop.is_set():
+            fk.wake_workers()
+
+    try:
+        fk.set_num_threads(2)
+        for spin in (20000, 0):
+            fk.set_spin_us(spin)
+            t = threading.Thread(target=waker)
+            t.start()
+            try:
+                for _ in range(200):
+                    y = np.empty((m, m), np.float32)
+                    k.run([a, None], [y])
+                    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+            finally:
+                stop.set()
+                t.join()
+                stop.clear()
+    finally:
+        fk.set_num_threads(old_threads)
+        fk.set_spin_us(old_spin)

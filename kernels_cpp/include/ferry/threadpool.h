@@ -9,6 +9,13 @@ namespace ferry {
 void set_num_threads(int n);
 int num_threads();
 
+// How long idle workers spin for the next job before they sleep (default 20 ms; 0: sleep at
+// once, for a process that must not burn CPU between runs).
+void set_spin_us(int64_t us);
+// Wakes sleeping workers so that they spin for the next job (a run is about to start).
+void wake_workers();
+int64_t spin_us();
+
 // Runs fn(begin, end) over [0, n) split into chunks of at least `grain` items (up to four per
 // thread, claimed dynamically), on the pool (the calling thread takes a share). Serial when
 // n < 2 * grain or the pool has one thread.

@@ -32,6 +32,17 @@ struct NchwcRow {
   int64_t y_off;   // output offset of the row's pixel 0 (block 0)
 };
 
+// Output row oh: its in-bounds kh taps. pix: floats per input pixel of one block (8, or 1 for
+// NCHW); tapw: packed weight floats per (kh, kw) tap.
+inline NchwcRow nchwc_row(const NchwcGeometry& g, const NchwcPass& ps, int64_t oh, int64_t pix,
+                          int64_t tapw) {
+  const int64_t ihb = oh * g.sh - g.pt;
+  int64_t kh0, kh1;
+  tap_range(ihb, g.dh, g.kh, g.ih, kh0, kh1);
+  return NchwcRow{((ihb + kh0 * g.dh) * g.iw - g.pl) * pix, ps.w + kh0 * g.kw * tapw, kh1 - kh0,
+                  oh * g.ow * 8};
+}
+
 #if defined(__AVX2__)
 // One step of a tile: MB weight vectors (one input channel, MB output blocks) times P
 // broadcast input scalars (one per pixel, pstep floats apart).
@@ -308,12 +319,8 @@ void nchwc_small(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_
       const bool edge = c0 < lo || c0 >= hi;
       c1 = edge ? c0 + 1 : b;
       if (edge && clipped) {
-        for (int64_t oh = r0; oh < r1; ++oh) {
-          const int64_t ihb = oh * g.sh - g.pt;
-          const NchwcRow r{((ihb + kh0 * g.dh) * g.iw - g.pl) * 8, ps.w + kh0 * g.kw * tapw,
-                           kh1 - kh0, oh * g.ow * 8};
-          nchwc_edge<MB, true>(g, ps, r, c0);
-        }
+        for (int64_t oh = r0; oh < r1; ++oh)
+          nchwc_edge<MB, true>(g, ps, nchwc_row(g, ps, oh, 8, tapw), c0);
         continue;
       }
       int64_t kw0, kw1;
@@ -350,11 +357,7 @@ void nchwc_rows(const NchwcGeometry& g, const NchwcPass& ps, int64_t lo, int64_t
   const int64_t pix = BLK ? 8 : 1;
   const int64_t tapw = (BLK ? ps.ncb : 1) * g.cin * MB * 8;
   for (int64_t oh = ps.oh0; oh < ps.oh1; ++oh) {
-    const int64_t ihb = oh * g.sh - g.pt;
-    int64_t kh0, kh1;
-    tap_range(ihb, g.dh, g.kh, g.ih, kh0, kh1);
-    const NchwcRow r{((ihb + kh0 * g.dh) * g.iw - g.pl) * pix, ps.w + kh0 * g.kw * tapw,
-                     kh1 - kh0, oh * g.ow * 8};
+    const NchwcRow r = nchwc_row(g, ps, oh, pix, tapw);
     for (int64_t ow = ps.ow0; ow < ps.ow1 && ow < lo; ++ow) nchwc_edge<MB, BLK>(g, ps, r, ow);
     const int64_t a = ps.ow0 > lo ? ps.ow0 : lo, b = ps.ow1 < hi ? ps.ow1 : hi;
     if (a < b) nchwc_interior<MB, BLK, SW>(g, ps, r, a, b);
@@ -426,11 +429,7 @@ void nchwc_conv_impl(const NchwcGeometry& g, const NchwcPass& ps) {
   const int64_t pix = g.blocked ? 8 : 1;
   const int64_t tapw = (g.blocked ? ps.ncb : 1) * g.cin * ps.mb * 8;
   for (int64_t oh = ps.oh0; oh < ps.oh1; ++oh) {
-    const int64_t ihb = oh * g.sh - g.pt;
-    int64_t kh0, kh1;
-    tap_range(ihb, g.dh, g.kh, g.ih, kh0, kh1);
-    const NchwcRow r{((ihb + kh0 * g.dh) * g.iw - g.pl) * pix, ps.w + kh0 * g.kw * tapw,
-                     kh1 - kh0, oh * g.ow * 8};
+    const NchwcRow r = nchwc_row(g, ps, oh, pix, tapw);
     for (int64_t ow = ps.ow0; ow < ps.ow1; ++ow) nchwc_pixel(g, ps, r, ow);
   }
 #endif

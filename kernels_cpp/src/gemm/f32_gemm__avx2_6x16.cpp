@@ -36,7 +36,7 @@ inline void prefetch_tile(const float* c, int64_t ldc, const TileStore& st) {
 // tiles and one of 2 rows). Same arithmetic as the full tile (one accumulator per row and
 // column vector, k in order), so a row's result does not depend on which tile it falls in.
 template <int R>
-inline void partial_rows(int64_t kc, const float* a, const float* b, __m256 (&acc)[R][2]) {
+inline void partial_rows(int64_t kc, const float* a, const float* b, __m256 (&acc)[5][2]) {
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 8
@@ -90,9 +90,9 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t 
     // fewer than 8 accumulators the FMA latency, not the ports, bounds it).
     __m256 t[5][2] = {};
     switch (st.mr) {
-      case 2: partial_rows<2>(kc, a, b, reinterpret_cast<__m256(&)[2][2]>(t)); break;
-      case 3: partial_rows<3>(kc, a, b, reinterpret_cast<__m256(&)[3][2]>(t)); break;
-      case 4: partial_rows<4>(kc, a, b, reinterpret_cast<__m256(&)[4][2]>(t)); break;
+      case 2: partial_rows<2>(kc, a, b, t); break;
+      case 3: partial_rows<3>(kc, a, b, t); break;
+      case 4: partial_rows<4>(kc, a, b, t); break;
       default: partial_rows<5>(kc, a, b, t); break;
     }
     c00 = t[0][0]; c01 = t[0][1]; c10 = t[1][0]; c11 = t[1][1]; c20 = t[2][0]; c21 = t[2][1];
@@ -219,28 +219,14 @@ void pack_a_panel_6(const float* src, int64_t lda, int64_t kc, float* dst) {
   const __m256i six = lane_mask(6);
   int64_t k = 0;
   for (; k + 8 <= kc; k += 8) {
-    const float* s = src + k;
-    const __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lda);
-    const __m256 r2 = _mm256_loadu_ps(s + 2 * lda), r3 = _mm256_loadu_ps(s + 3 * lda);
-    const __m256 r4 = _mm256_loadu_ps(s + 4 * lda), r5 = _mm256_loadu_ps(s + 5 * lda);
-    const __m256 z = _mm256_setzero_ps();
-    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    const __m256 u4 = _mm256_shuffle_ps(t4, z, 0x44), u5 = _mm256_shuffle_ps(t4, z, 0xEE);
-    const __m256 u6 = _mm256_shuffle_ps(t5, z, 0x44), u7 = _mm256_shuffle_ps(t5, z, 0xEE);
+    __m256 r[8], c[8];
+    for (int i = 0; i < MR; ++i) r[i] = _mm256_loadu_ps(src + i * lda + k);
+    r[6] = r[7] = _mm256_setzero_ps();
+    simd::transpose8x8_regs(r, c);
     float* d = dst + k * MR;
-    _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(d + 6, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(d + 12, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(d + 18, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(d + 24, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(d + 30, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(d + 36, _mm256_permute2f128_ps(u2, u6, 0x31));
+    for (int j = 0; j < 7; ++j) _mm256_storeu_ps(d + j * MR, c[j]);
     // The last k of the block: six lanes only, or it would write past the panel.
-    _mm256_maskstore_ps(d + 42, six, _mm256_permute2f128_ps(u3, u7, 0x31));
+    _mm256_maskstore_ps(d + 7 * MR, six, c[7]);
   }
   for (; k < kc; ++k)
     for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * lda + k];

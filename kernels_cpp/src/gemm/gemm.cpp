@@ -121,46 +121,6 @@ void pack_a(const gemm::Isa& I, const float* A, int64_t lda, bool trans, int64_t
   }
 }
 
-// Packs NR-column panel p of op(B) (K x N) for every K block into `out` (the whole packed B).
-void pack_b_panel(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
-                  const float* const* rows, int64_t K, int64_t N, int64_t p, float* out) {
-  const int NR = I.nr;
-  const int64_t npad = ceil_div(N, NR) * NR;
-  const int64_t j0 = p * NR, nn = std::min<int64_t>(NR, N - j0);
-  for (int64_t pc = 0; pc < K; pc += I.kc) {
-    const int64_t kc = std::min<int64_t>(I.kc, K - pc);
-    float* dst = out + pc * npad + p * kc * NR;
-    if (!trans) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = (rows ? rows[pc + k] : B + (pc + k) * ldb) + j0;
-        float* d = dst + k * NR;
-        std::memcpy(d, src, nn * sizeof(float));
-        for (int64_t j = nn; j < NR; ++j) d[j] = 0.f;
-      }
-    } else if (nn == NR && I.pack_b_panel_t) {
-      I.pack_b_panel_t(B + j0 * ldb + pc, ldb, kc, dst);
-    } else {
-      for (int64_t j = 0; j < nn; ++j) {
-        const float* src = B + (j0 + j) * ldb + pc;
-        for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k];
-      }
-      for (int64_t k = 0; k < kc; ++k)
-        for (int64_t j = nn; j < NR; ++j) dst[k * NR + j] = 0.f;
-    }
-  }
-}
-
-void pack_b_all(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
-                const float* const* rows, int64_t K, int64_t N, float* out) {
-  const int64_t panels = ceil_div(N, I.nr);
-  // Packing moves K*N floats: worth threads only when large.
-  parallel_for(panels, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, K * I.nr)),
-               [&](int64_t b, int64_t e) {
-                 for (int64_t p = b; p < e; ++p)
-                   pack_b_panel(I, B, ldb, trans, rows, K, N, p, out);
-               });
-}
-
 // Packs panels [np0, np1) of op(B) rows [pc, pc + kc) into out (panel p at (p - np0) * kc * NR).
 // Row by row for a plain B, so that reads are contiguous.
 void pack_b_block(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
@@ -203,6 +163,27 @@ void pack_b_block(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
     for (int64_t k = 0; k < kc; ++k)
       for (int64_t j = nn; j < NR; ++j) dst[k * NR + j] = 0.f;
   }
+}
+
+// Packs NR-column panel p of op(B) (K x N) for every K block into `out` (the whole packed B).
+void pack_b_panel(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
+                  const float* const* rows, int64_t K, int64_t N, int64_t p, float* out) {
+  const int64_t npad = ceil_div(N, I.nr) * I.nr;
+  for (int64_t pc = 0; pc < K; pc += I.kc) {
+    const int64_t kc = std::min<int64_t>(I.kc, K - pc);
+    pack_b_block(I, B, ldb, trans, rows, pc, kc, N, p, p + 1, out + pc * npad + p * kc * I.nr);
+  }
+}
+
+void pack_b_all(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
+                const float* const* rows, int64_t K, int64_t N, float* out) {
+  const int64_t panels = ceil_div(N, I.nr);
+  // Packing moves K*N floats: worth threads only when large.
+  parallel_for(panels, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, K * I.nr)),
+               [&](int64_t b, int64_t e) {
+                 for (int64_t p = b; p < e; ++p)
+                   pack_b_panel(I, B, ldb, trans, rows, K, N, p, out);
+               });
 }
 
 void pack_a_all(const gemm::Isa& I, const float* A, int64_t lda, bool trans, int64_t M,

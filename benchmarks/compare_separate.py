@@ -3,8 +3,8 @@
     python benchmarks/compare_separate.py light_resnet50 mobilenet_v2 bert_base ...
     python benchmarks/compare_separate.py resnet50 --threads 2 --pairs 30
 
-Names starting with light_ are the onnx package's models; others come from the zoo cache
-(benchmarks/zoo.py). For each thread count, one worker process per runtime holds its session;
+Models are paths or names: light_* are the onnx package's models, other names come from the
+zoo cache (benchmarks/zoo.py). For each thread count, one worker process per runtime holds its session;
 the driver asks them for a turn at a time (three back-to-back runs, the last timed),
 alternating which goes first, with a pause between turns, and reports the median of the pairs'
 ratios (ferry / onnxruntime) with its quartiles, and each runtime's median time.
@@ -112,6 +112,13 @@ def light(n: str) -> str:
     return os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/light", n + ".onnx")
 
 
+def model_path(arg: str) -> str:
+    """A path, a light_* name, or a zoo name."""
+    if os.path.exists(arg) or arg.endswith(".onnx"):
+        return arg
+    return light(arg) if arg.startswith("light_") else f"{Z}/{arg}.onnx"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+")
@@ -122,7 +129,7 @@ def main(argv=None) -> int:
     print("| model | threads | ferry ms | onnxruntime ms | ratio ferry/ORT (quartiles) |")
     print("| --- | --- | --- | --- | --- |")
     for m in args.models:
-        path = light(m) if m.startswith("light_") else f"{Z}/{m}.onnx"
+        path = model_path(m)
         for t in (int(x) for x in args.threads.split(",")):
             r, q1, q3, tf, to = compare(path, t, args.pairs, args.seconds)
             print(f"| {m} | {t} | {tf * 1e3:.2f} | {to * 1e3:.2f} | {r:.2f} ({q1:.2f}-{q3:.2f}) |",

@@ -213,6 +213,8 @@ int64_t spin_us() { return g_spin_us.load(std::memory_order_relaxed); }
 
 int num_threads() { return pool().size(); }
 
+bool in_parallel_region() { return t_in_task; }
+
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   pool().run(n, grain, fn);
 }

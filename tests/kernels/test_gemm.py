@@ -239,3 +239,27 @@ def test_row_result_does_not_depend_on_tile_boundaries(m0):
         np.testing.assert_array_equal(part, whole[:12 + m0])
         alone = gemm(np.ascontiguousarray(a[12:12 + m0]), b, constants=constants)
         np.testing.assert_array_equal(alone, whole[12:12 + m0])
+
+
+@pytest.mark.parametrize("m,n,k", [(128, 768, 770), (37, 3000, 300), (3000, 37, 300),
+                                   (130, 130, 1031)])
+def test_threaded_equals_sequential(m, n, k):
+    """Two threads split the larger dimension into several items claimed dynamically, with the
+    operand all items read (A for an N split, B for an M split) packed once, together: the
+    result equals one thread's bit for bit, for raw and constant B and a transposed A."""
+    rng = np.random.default_rng(5)
+    old = fk.get_num_threads()
+    try:
+        for trans_a in (0, 1):
+            a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+            b = rng.standard_normal((k, n)).astype(np.float32)
+            for constants in ((), (1,)):
+                got = {}
+                for threads in (1, 2):
+                    fk.set_num_threads(threads)
+                    got[threads] = gemm(a, b, trans_a=trans_a, constants=constants)
+                np.testing.assert_array_equal(got[2], got[1])
+                want = reference(a, b, None, trans_a, 0, 1.0, 0.0)
+                assert_close(got[1], want, k)
+    finally:
+        fk.set_num_threads(old)

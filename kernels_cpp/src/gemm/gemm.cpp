@@ -1,9 +1,11 @@
 // The GEMM driver: dispatch, packing, cache blocking, threading.
 //
-// Loop order (BLIS): K blocks of kc (the B micro-panel, kc x NR, stays in L1 while the A
-// micro-panels of an MC-row block stream from L2) -> MC-row blocks (A packed per block unless
-// pre-packed) -> NR-column panels -> MR-row panels -> micro-kernel. Threads split the N panels
-// when N >= M, else the M panels; B is packed once per call (or once per model with PackedB).
+// Loop order (BLIS): K blocks (equal, at most the ISA's kc: the B micro-panel, kc x NR, stays
+// in L1 while the A micro-panels of an MC-row block stream from L2) -> MC-row blocks (A packed
+// per block unless pre-packed) -> NR-column panels -> MR-row panels -> micro-kernel. Threads
+// split the N panels when N >= M, else the M panels, into a few items per thread claimed
+// dynamically; the operand every item reads (A when splitting N, B when splitting M) is packed
+// once per call, together (or once per model: PackedA, PackedB).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -50,6 +52,14 @@ const gemm::Isa& active() {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// The K block of a product: the fewest blocks of at most I.kc, made equal (K = 576 as 288 +
+// 288 rather than 512 + 64, whose short block pays a pass over C for little work; BERT's
+// K = 768 as 384 + 384: ~1% less time in a 768 <-> 3072 MatMul chain).
+int64_t kc_for(const gemm::Isa& I, int64_t K) {
+  const int64_t blocks = ceil_div(std::max<int64_t>(K, 1), I.kc);
+  return std::min<int64_t>(I.kc, ceil_div(ceil_div(K, blocks), 8) * 8);
+}
+
 float* alloc_floats(size_t n) {
   const size_t bytes = std::max<size_t>(64, (n * sizeof(float) + 63) / 64 * 64);
   void* p = std::aligned_alloc(64, bytes);
@@ -88,6 +98,7 @@ class Scratch {
 thread_local Scratch tl_apack;
 thread_local Scratch tl_bpack;   // a whole packed B, shared by the threads of one call
 thread_local Scratch tl_bblock;  // one thread's kc x nc block of B
+thread_local Scratch tl_apack_all;  // a whole packed A, shared by the threads of one call
 constexpr size_t kKeepBPack = size_t(16) << 20;  // floats
 
 // op(A)[i][k] with A stored row-major (trans: A is K x M).
@@ -168,9 +179,9 @@ void pack_b_block(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
 // Packs NR-column panel p of op(B) (K x N) for every K block into `out` (the whole packed B).
 void pack_b_panel(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
                   const float* const* rows, int64_t K, int64_t N, int64_t p, float* out) {
-  const int64_t npad = ceil_div(N, I.nr) * I.nr;
-  for (int64_t pc = 0; pc < K; pc += I.kc) {
-    const int64_t kc = std::min<int64_t>(I.kc, K - pc);
+  const int64_t npad = ceil_div(N, I.nr) * I.nr, kb = kc_for(I, K);
+  for (int64_t pc = 0; pc < K; pc += kb) {
+    const int64_t kc = std::min<int64_t>(kb, K - pc);
     pack_b_block(I, B, ldb, trans, rows, pc, kc, N, p, p + 1, out + pc * npad + p * kc * I.nr);
   }
 }
@@ -188,11 +199,27 @@ void pack_b_all(const gemm::Isa& I, const float* B, int64_t ldb, bool trans,
 
 void pack_a_all(const gemm::Isa& I, const float* A, int64_t lda, bool trans, int64_t M,
                 int64_t K, float* out) {
-  const int64_t mpad = ceil_div(M, I.mr) * I.mr;
-  for (int64_t pc = 0; pc < K; pc += I.kc) {
-    const int64_t kc = std::min<int64_t>(I.kc, K - pc);
+  const int64_t mpad = ceil_div(M, I.mr) * I.mr, kb = kc_for(I, K);
+  for (int64_t pc = 0; pc < K; pc += kb) {
+    const int64_t kc = std::min<int64_t>(kb, K - pc);
     pack_a(I, A, lda, trans, 0, M, pc, kc, out + pc * mpad);
   }
+}
+
+// pack_a_all with the threads: K blocks x MR-row panels as work items.
+void pack_a_all_parallel(const gemm::Isa& I, const float* A, int64_t lda, bool trans, int64_t M,
+                         int64_t K, float* out) {
+  const int64_t mpan = ceil_div(M, I.mr), mpad = mpan * I.mr, kb = kc_for(I, K);
+  parallel_for(ceil_div(K, kb) * mpan, std::max<int64_t>(1, (int64_t(1) << 14) / (I.mr * kb)),
+               [&](int64_t b, int64_t e) {
+                 for (int64_t w = b; w < e; ++w) {
+                   const int64_t pc = (w / mpan) * kb, q = w % mpan;
+                   const int64_t kc = std::min<int64_t>(kb, K - pc);
+                   const int64_t rows = std::min<int64_t>(I.mr, M - q * I.mr);
+                   pack_a(I, A, lda, trans, q * I.mr, rows, pc, kc,
+                          out + pc * mpad + q * kc * I.mr);
+                 }
+               });
 }
 
 // B either packed whole (pack_b_all layout) or raw, then packed by each thread block by block.
@@ -231,8 +258,9 @@ void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, c
              int64_t mp0, int64_t mp1, int64_t np0, int64_t np1) {
   const int MR = I.mr, NR = I.nr;
   const int64_t mpad = ceil_div(M, MR) * MR, npad = ceil_div(N, NR) * NR;
+  const int64_t kb = kc_for(I, K);
   int64_t mc_panels = std::max(1, I.mc / MR);
-  if (B.packed && mp1 - mp0 > mc_panels && (mp1 - mp0) * MR * I.kc <= (int64_t(96) << 10)) {
+  if (B.packed && mp1 - mp0 > mc_panels && (mp1 - mp0) * MR * kb <= (int64_t(96) << 10)) {
     // A pre-packed B spans all of N, and every extra row block streams all of it again (from
     // DRAM when it is large: GPT-2's 768 x 50257 head with M = 128 was split 120 + 8 rows).
     // When the A block of the whole row range fits in L2 (<= 384 KB), take it in one block.
@@ -241,8 +269,8 @@ void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, c
   // A raw B is packed here, nc columns at a time, so the block is still in cache when used.
   const int64_t nc_panels = B.packed ? std::max<int64_t>(1, np1 - np0)
                                      : std::max(1, I.nc / NR);
-  float* abuf = A.packed ? nullptr : tl_apack.get(size_t(mc_panels) * MR * I.kc);
-  float* bbuf = B.packed ? nullptr : tl_bblock.get(size_t(nc_panels) * NR * I.kc);
+  float* abuf = A.packed ? nullptr : tl_apack.get(size_t(mc_panels) * MR * kb);
+  float* bbuf = B.packed ? nullptr : tl_bblock.get(size_t(nc_panels) * NR * kb);
   float lo = 0.f, hi = 0.f;
   const bool clamp = in_kernel_clamp(epi, lo, hi);
   // B packed here comes in nc-column blocks that stay in L2: walk tiles row by row, so C is
@@ -251,8 +279,8 @@ void compute(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, c
   // A pre-packed B spans all of N: column-first keeps each B micro-panel in L1 across rows.
   const bool row_major_tiles = !B.packed;
   const bool post_act = epi.act != Activation::none && !clamp;
-  for (int64_t pc = 0; pc < K; pc += I.kc) {
-    const int64_t kc = std::min<int64_t>(I.kc, K - pc);
+  for (int64_t pc = 0; pc < K; pc += kb) {
+    const int64_t kc = std::min<int64_t>(kb, K - pc);
     const bool last = pc + kc >= K;
     gemm::TileStore st{alpha, pc == 0 ? beta : 1.f, 0, 0, nullptr, nullptr, last && clamp, lo,
                        hi};
@@ -340,12 +368,21 @@ void degenerate(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const E
 }
 
 int threads_for(int64_t M, int64_t N, int64_t K) {
+  if (in_parallel_region()) return 1;  // one item of an outer parallel_for (attention heads)
   const double macs = double(M) * double(N) * double(K);
   const int64_t by_work = static_cast<int64_t>(macs / 65536.0);
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), by_work)));
 }
 
-void run(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, const ASource& A,
+// Work items per thread of a threaded GEMM, claimed dynamically: on this shared VM one core is
+// often slower than the other for a while (other tenants), and with one fixed half per thread
+// the fast core waits for the slow one at the end of every product.
+constexpr int64_t kChunksPerThread = 4;
+// Smallest work item (multiply-adds): ~30 us here; below it the claims and the re-walks of
+// the shared operand cost more than the balance gains.
+constexpr double kMinChunkMacs = double(1 << 21);
+
+void run(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, ASource A,
          BSource B, float beta, float* C, int64_t ldc, const Epilogue& epi_in) {
   Epilogue epi = epi_in;
   if (epi.residual == C && epi.ld_residual == ldc) {  // C + R = 2C when R is C
@@ -358,25 +395,32 @@ void run(const gemm::Isa& I, int64_t M, int64_t N, int64_t K, float alpha, const
     compute(I, M, N, K, alpha, A, B, beta, C, ldc, epi, 0, mpan, 0, npan);
     return;
   }
+  // Split the larger dimension. Every part needs all of the other operand: pack it once,
+  // together, rather than once per part.
   const bool split_n = N >= M;
+  if (split_n && !A.packed) {
+    float* ap = tl_apack_all.get(size_t(K) * mpan * I.mr);
+    pack_a_all_parallel(I, A.a, A.lda, A.trans, M, K, ap);
+    A.packed = ap;
+  }
   if (!split_n && !B.packed) {
-    // Every thread needs all of B: pack it once, together.
     float* bp = tl_bpack.get(size_t(K) * npan * I.nr);
     pack_b_all(I, B.b, B.ldb, B.trans, B.rows, K, N, bp);
     B.packed = bp;
   }
-  const int64_t parts = std::min<int64_t>(T, split_n ? npan : mpan);
-  parallel_for(parts, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      if (split_n)
-        compute(I, M, N, K, alpha, A, B, beta, C, ldc, epi, 0, mpan, npan * t / parts,
-                npan * (t + 1) / parts);
-      else
-        compute(I, M, N, K, alpha, A, B, beta, C, ldc, epi, mpan * t / parts,
-                mpan * (t + 1) / parts, 0, npan);
-    }
+  const int64_t panels = split_n ? npan : mpan;
+  const double macs = double(M) * double(N) * double(K);
+  const int64_t n = std::min<int64_t>(
+      panels, std::max<int64_t>(T, std::min<int64_t>(int64_t(T) * kChunksPerThread,
+                                                     static_cast<int64_t>(macs / kMinChunkMacs))));
+  parallel_for(n, 1, [&](int64_t b, int64_t e) {
+    if (split_n)
+      compute(I, M, N, K, alpha, A, B, beta, C, ldc, epi, 0, mpan, npan * b / n, npan * e / n);
+    else
+      compute(I, M, N, K, alpha, A, B, beta, C, ldc, epi, mpan * b / n, mpan * e / n, 0, npan);
   });
   tl_bpack.trim(kKeepBPack);
+  tl_apack_all.trim(kKeepBPack);
 }
 
 }  // namespace

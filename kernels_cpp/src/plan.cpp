@@ -1,6 +1,8 @@
 // The plan loop. Per step it costs one pointer gather and one virtual call.
 #include "ferry/plan.h"
 
+#include "ferry/memory.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -273,13 +275,13 @@ void* Plan::acquire_arena() const {
       return p;
     }
   }
-  void* p = std::aligned_alloc(kAlign, round_up(arena_bytes_ == 0 ? 1 : arena_bytes_));
-  if (!p) {
+  try {
+    return alloc_large(round_up(arena_bytes_ == 0 ? 1 : arena_bytes_));
+  } catch (...) {
     std::lock_guard<std::mutex> lk(pool_mu_);
     --leased_;
-    throw std::bad_alloc();
+    throw;
   }
-  return p;
 }
 
 void Plan::release_arena(void* p) const {

@@ -41,6 +41,7 @@ thread_local bool t_in_task = false;
 std::atomic<int64_t> g_spin_us{20000};
 constexpr int64_t kMaxChunks = 0xffff;  // the chunk fields of the claim word are 16 bits
 constexpr int64_t kChunksPerThread = 4;
+constexpr int64_t kItemsAlone = 8;  // per thread: up to this many items, one chunk each
 
 class Pool {
  public:
@@ -89,11 +90,14 @@ class Pool {
   void run(int64_t n, int64_t grain, const Fn& fn) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
-    // Up to kChunksPerThread chunks per thread, claimed dynamically: when one thread is slow
-    // (a shared machine's other tenants, uneven items) the others take its remaining chunks
-    // instead of waiting for a fixed half.
-    int64_t chunks = std::min<int64_t>(std::min<int64_t>(size() * kChunksPerThread, n / grain),
-                                       kMaxChunks);
+    // Chunks claimed dynamically: when one thread is slow (a shared machine's other tenants,
+    // uneven items) the others take its remaining chunks instead of waiting for a fixed half.
+    // A few coarse items (attention heads, conv ranges: grain 1) are claimed one by one, as 12
+    // heads cut into 8 chunks of 1 or 2 could end 7 against 5; many fine ones in
+    // kChunksPerThread chunks per thread.
+    const int64_t items = n / grain;
+    int64_t chunks = std::min<int64_t>(
+        items <= size() * kItemsAlone ? items : size() * kChunksPerThread, kMaxChunks);
     if (t_in_task || chunks <= 1) {
       fn(0, n);
       return;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "nchwc_conv.h"
+#include "ferry/memory.h"
 #include "ferry/cpu_features.h"
 #include "ferry/gemm.h"
 #include "ferry/kernel.h"
@@ -164,8 +165,7 @@ class NchwcConvKernel : public Kernel {
         woff_.push_back(total);
         total += (KH_ * KW_ * ch.n * bc * gr.mb * 8 + 15) / 16 * 16;
       }
-    w_.reset(static_cast<float*>(std::aligned_alloc(64, size_t(std::max<int64_t>(total, 16)) * 4)));
-    if (!w_) throw std::bad_alloc();
+    w_.reset(static_cast<float*>(alloc_large(size_t(std::max<int64_t>(total, 16)) * 4)));
     const float* w = static_cast<const float*>(wit->second.data);
     const int64_t ksz = KH_ * KW_;
     for (size_t gi = 0; gi < groups_.size(); ++gi)

@@ -18,6 +18,7 @@
 #include "ferry/gemm.h"
 #include "../elementwise/table.h"
 #include "ferry/kernel.h"
+#include "ferry/memory.h"
 #include "ferry/threadpool.h"
 #include "ukernel.h"
 
@@ -60,12 +61,7 @@ int64_t kc_for(const gemm::Isa& I, int64_t K) {
   return std::min<int64_t>(I.kc, ceil_div(ceil_div(K, blocks), 8) * 8);
 }
 
-float* alloc_floats(size_t n) {
-  const size_t bytes = std::max<size_t>(64, (n * sizeof(float) + 63) / 64 * 64);
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw std::bad_alloc();
-  return static_cast<float*>(p);
-}
+float* alloc_floats(size_t n) { return static_cast<float*>(alloc_large(n * sizeof(float))); }
 
 // A grow-only buffer per thread, so that packing allocates nothing in steady state.
 class Scratch {

@@ -3,11 +3,14 @@ against numpy's BLAS (OpenBLAS) on the same shapes, same thread count, side by s
 
     python benchmarks/gemm.py [--threads 1] [--runs 15]
 
-Prints GFLOP/s for both and the ratio ferry / numpy (higher is better for ferry)."""
+Prints GFLOP/s for both (medians) and the ratio of ferry's throughput to numpy's (higher is
+better for ferry): the median of paired runs' ratios (at 1 thread run after run; at more, blocks
+of three runs each, apart)."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -30,6 +33,12 @@ def _median_time(fn, runs: int) -> float:
     return float(np.median(ts))
 
 
+def _time_once(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,26 +57,41 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     print(f"threads={args.threads} isa={fk.isa()}")
     print(f"{'M x N x K':>18} {'ferry GF/s':>11} {'numpy GF/s':>11} {'ratio':>6}")
-    # All of ferry's timings first, then all of numpy's, with a pause between: each library's
-    # idle worker threads spin for a while after a call, and interleaving the two (shape by
-    # shape) let one's spinning workers take the cores from the other at 2+ threads.
     cases = []
     for m, n, k in SHAPES:
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((k, n)).astype(np.float32)
-        y = np.empty((m, n), np.float32)
+        y, y_np = np.empty((m, n), np.float32), np.empty((m, n), np.float32)
         kern = fk.make_kernel("MatMul", {}, [a.shape, b.shape], ["float32", "float32"],
                               [y.shape], ["float32"], {1: b})
         runs = max(3, args.runs if m * n * k <= 1 << 28 else args.runs // 3)
-        cases.append((m, n, k, a, b, y, kern, runs))
-    t_ferry = [_median_time(lambda: c[6].run([c[3], None], [c[5]]), c[7]) for c in cases]
-    time.sleep(0.5)
-    t_numpy = [_median_time(lambda: np.matmul(c[3], c[4]), c[7]) for c in cases]
-    for (m, n, k, a, b, y, _, _), t_f, t_n in zip(cases, t_ferry, t_numpy):
-        np.testing.assert_allclose(y, a @ b, rtol=1e-3, atol=1e-2)
+        cases.append((m, n, k, a, b, y, y_np, kern, runs))
+    for m, n, k, a, b, y, y_np, kern, runs in cases:
+        ferry = functools.partial(kern.run, [a, None], [y])
+        blas = functools.partial(np.matmul, a, b, out=y_np)
+        ferry(), blas()
+        if args.threads == 1:
+            # Run after run, pairs' ratios: this machine's speed drifts from one second to the
+            # next, and a pair taken back to back sees the same phase.
+            tf, tn = [], []
+            for _ in range(runs):
+                tf.append(_time_once(ferry))
+                tn.append(_time_once(blas))
+        else:
+            # Blocks of runs with a pause between: each library's idle workers spin for a while
+            # after a call, and back-to-back alternation let one's spinning workers take the
+            # cores from the other.
+            tf, tn = [], []
+            for _ in range(max(3, runs // 3)):
+                tf.append(_median_time(ferry, 3))
+                time.sleep(0.1)
+                tn.append(_median_time(blas, 3))
+                time.sleep(0.1)
+        np.testing.assert_allclose(y, y_np, rtol=1e-3, atol=1e-2)
+        ratio = float(np.median(np.array(tn) / np.array(tf)))
         flops = 2.0 * m * n * k
-        print(f"{f'{m}x{n}x{k}':>18} {flops / t_f / 1e9:11.1f} {flops / t_n / 1e9:11.1f} "
-              f"{t_n / t_f:6.2f}")
+        print(f"{f'{m}x{n}x{k}':>18} {flops / np.median(tf) / 1e9:11.1f} "
+              f"{flops / np.median(tn) / 1e9:11.1f} {ratio:6.2f}", flush=True)
     return 0
 
 

@@ -57,7 +57,8 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // 288 rather than 512 + 64, whose short block pays a pass over C for little work; BERT's
 // K = 768 as 384 + 384: ~1% less time in a 768 <-> 3072 MatMul chain).
 int64_t kc_for(const gemm::Isa& I, int64_t K) {
-  const int64_t blocks = ceil_div(std::max<int64_t>(K, 1), I.kc);
+  if (K <= 0) return I.kc;  // no K loop runs; callers divide by the block
+  const int64_t blocks = ceil_div(K, I.kc);
   return std::min<int64_t>(I.kc, ceil_div(ceil_div(K, blocks), 8) * 8);
 }
 

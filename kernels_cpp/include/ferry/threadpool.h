@@ -20,9 +20,9 @@ int64_t spin_us();
 // thread, claimed dynamically), on the pool (the calling thread takes a share). Serial when
 // n < 2 * grain or the pool has one thread.
 // Nested calls from inside a task run serially.
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
 // True on a pool thread running a parallel_for item (nested parallel_for calls run inline).
 bool in_parallel_region();
-
-void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 }  // namespace ferry

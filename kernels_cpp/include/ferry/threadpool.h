@@ -16,9 +16,10 @@ void set_spin_us(int64_t us);
 void wake_workers();
 int64_t spin_us();
 
-// Runs fn(begin, end) over [0, n) split into chunks of at least `grain` items (up to four per
-// thread, claimed dynamically), on the pool (the calling thread takes a share). Serial when
-// n < 2 * grain or the pool has one thread.
+// Runs fn(begin, end) over [0, n) split into chunks of at least `grain` items, claimed
+// dynamically (up to 8 * threads units of `grain` one by one, more in four chunks per thread),
+// on the pool (the calling thread takes a share). Serial when n < 2 * grain or the pool has one
+// thread.
 // Nested calls from inside a task run serially.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 

@@ -4,8 +4,8 @@
     python benchmarks/compare_separate.py resnet50 --threads 2 --pairs 30
 
 Models are paths or names: light_* are the onnx package's models, other names come from the
-zoo cache (benchmarks/zoo.py). For each thread count, one worker process per runtime holds its session;
-the driver asks them for a turn at a time (three back-to-back runs, the last timed),
+zoo cache (benchmarks/zoo.py). For each thread count, one worker process per runtime holds its
+session; the driver asks them for a turn at a time (three back-to-back runs, the last timed),
 alternating which goes first, with a pause between turns, and reports the median of the pairs'
 ratios (ferry / onnxruntime) with its quartiles, and each runtime's median time.
 
@@ -25,7 +25,9 @@ import time
 
 import numpy as np
 
-Z = os.environ.get("FERRY_ZOO_CACHE", os.path.expanduser("~/.cache/ferry/zoo"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_ort import model_path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = r'''
 import sys, time, numpy as np, os, json
@@ -104,19 +106,6 @@ def compare(path: str, threads: int, pairs: int, min_s: float) -> tuple[float, .
     r = np.array(tf) / np.array(to)
     return (float(np.median(r)), float(np.percentile(r, 25)), float(np.percentile(r, 75)),
             float(np.median(tf)), float(np.median(to)))
-
-
-def light(n: str) -> str:
-    import onnx
-
-    return os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/light", n + ".onnx")
-
-
-def model_path(arg: str) -> str:
-    """A path, a light_* name, or a zoo name."""
-    if os.path.exists(arg) or arg.endswith(".onnx"):
-        return arg
-    return light(arg) if arg.startswith("light_") else f"{Z}/{arg}.onnx"
 
 
 def main(argv=None) -> int:

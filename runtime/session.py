@@ -192,7 +192,7 @@ class InferenceSession:
 
             ferry_kernels.set_num_threads(self._threads)
             spin = self._options._config.get(ALLOW_SPINNING_CONFIG_KEY, "1") == "1"
-            ferry_kernels.set_spin_us(20000 if spin else 0)
+            ferry_kernels.set_spin_us(ferry_kernels.DEFAULT_SPIN_US if spin else 0)
             if self._threads > 1:
                 # Sleeping workers are woken as a run starts, not by its first kernel.
                 self._wake_workers = ferry_kernels.wake_workers

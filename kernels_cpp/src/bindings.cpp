@@ -682,8 +682,9 @@ PYBIND11_MODULE(ferry_kernels, m) {
     ferry::set_num_threads(n);
   }, py::arg("n"), "Resize the thread pool (n <= 0: one per hardware thread).");
   m.def("get_num_threads", &ferry::num_threads);
+  m.attr("DEFAULT_SPIN_US") = ferry::kDefaultSpinUs;
   m.def("set_spin_us", &ferry::set_spin_us, py::arg("us"),
-        "How long idle pool workers spin for the next job before sleeping (default 20000).");
+        "How long idle pool workers spin for the next job before sleeping (DEFAULT_SPIN_US).");
   m.def("get_spin_us", &ferry::spin_us);
   m.def("wake_workers", &ferry::wake_workers,
         "Wake sleeping pool workers (a run is about to start); no-op when they are awake.");

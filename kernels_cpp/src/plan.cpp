@@ -1,8 +1,6 @@
 // The plan loop. Per step it costs one pointer gather and one virtual call.
 #include "ferry/plan.h"
 
-#include "ferry/memory.h"
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -14,6 +12,8 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+
+#include "ferry/memory.h"
 
 namespace ferry {
 

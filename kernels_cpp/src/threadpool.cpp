@@ -38,7 +38,7 @@ thread_local bool t_in_task = false;
 // 2 ms). Runs 50-300 ms apart (a service's requests) were 2x slower at 2 ms than back to back
 // (MobileNetV2, 2 threads: 14.3-15.6 ms against 7-8): a worker that has slept is slow for the
 // next few milliseconds on this VM. At 20 ms they took 8.2-8.9 ms (onnxruntime 9.4-11.4).
-std::atomic<int64_t> g_spin_us{20000};
+std::atomic<int64_t> g_spin_us{kDefaultSpinUs};
 constexpr int64_t kMaxChunks = 0xffff;  // the chunk fields of the claim word are 16 bits
 constexpr int64_t kChunksPerThread = 4;
 constexpr int64_t kItemsAlone = 8;  // per thread: up to this many items, one chunk each

@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "nchwc_conv.h"
-#include "ferry/memory.h"
 #include "ferry/cpu_features.h"
 #include "ferry/gemm.h"
 #include "ferry/kernel.h"
+#include "ferry/memory.h"
 #include "ferry/threadpool.h"
 
 namespace ferry {

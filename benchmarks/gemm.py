@@ -5,7 +5,7 @@ against numpy's BLAS (OpenBLAS) on the same shapes, same thread count, side by s
 
 Prints GFLOP/s for both (medians) and the ratio of ferry's throughput to numpy's (higher is
 better for ferry): the median of paired runs' ratios (at 1 thread run after run; at more, blocks
-of three runs each, apart)."""
+of three runs each, apart, each after 30 ms of warm-up runs)."""
 
 from __future__ import annotations
 
@@ -23,13 +23,17 @@ SHAPES = [(256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 204
           (128, 768, 768), (128, 3072, 768), (128, 768, 3072)]  # (M, N, K)
 
 
-def _median_time(fn, runs: int) -> float:
+def _warm_median_time(fn, runs: int, warm_s: float = 0.03) -> float:
+    """Median of `runs` timed calls after calling fn for warm_s seconds (at least once)."""
+    t0 = time.perf_counter()
     fn()
+    while time.perf_counter() - t0 < warm_s:
+        fn()
     ts = []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t1 = time.perf_counter()
         fn()
-        ts.append(time.perf_counter() - t0)
+        ts.append(time.perf_counter() - t1)
     return float(np.median(ts))
 
 
@@ -79,14 +83,16 @@ def main(argv=None) -> int:
                 tn.append(_time_once(blas))
         else:
             # Blocks of runs with a pause between: each library's idle workers spin for a while
-            # after a call, and back-to-back alternation let one's spinning workers take the
-            # cores from the other.
+            # after a call (OpenBLAS's for more than 50 ms), and back-to-back alternation let
+            # one's spinning workers take the cores from the other. After the pause, this VM's
+            # cores run slow for a few milliseconds (1.2 ms, then 0.8, 0.6, ... 0.33 ms for
+            # 256^3, either library): each block first runs its library for 30 ms, so that
+            # the timed runs see the steady state, not the ramp. Which goes first alternates.
             tf, tn = [], []
-            for _ in range(max(3, runs // 3)):
-                tf.append(_median_time(ferry, 3))
-                time.sleep(0.1)
-                tn.append(_median_time(blas, 3))
-                time.sleep(0.1)
+            for i in range(max(3, runs // 3)):
+                for lib in ((ferry, blas) if i % 2 == 0 else (blas, ferry)):
+                    time.sleep(0.15)
+                    (tf if lib is ferry else tn).append(_warm_median_time(lib, 3))
         np.testing.assert_allclose(y, y_np, rtol=1e-3, atol=1e-2)
         ratio = float(np.median(np.array(tn) / np.array(tf)))
         flops = 2.0 * m * n * k

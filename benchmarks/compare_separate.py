@@ -5,8 +5,8 @@
 
 Models are paths or names: light_* are the onnx package's models, other names come from the
 zoo cache (benchmarks/zoo.py). For each thread count, one worker process per runtime holds its
-session; the driver asks them for a turn at a time (three back-to-back runs, the last timed),
-alternating which goes first, with a pause between turns, and reports the median of the pairs'
+session; the driver asks them for a turn at a time (runs for 30 ms untimed, then three timed runs whose
+median is the turn's time), alternating which goes first, with a pause between turns, and reports the median of the pairs'
 ratios (ferry / onnxruntime) with its quartiles, and each runtime's median time.
 
 Why processes: at 2 threads, in one process the runtime that ran last keeps its worker threads
@@ -49,16 +49,24 @@ for _ in range(3): s.run(None, f)
 print("ready", flush=True)
 for line in sys.stdin:
     if not line.startswith("run"): break
-    for _ in range(int(line.split()[1])):
-        t0 = time.perf_counter(); s.run(None, f); t = time.perf_counter() - t0
-    print(json.dumps(t), flush=True)
+    warm_s, timed = float(line.split()[1]), int(line.split()[2])
+    t0 = time.perf_counter(); s.run(None, f)
+    while time.perf_counter() - t0 < warm_s: s.run(None, f)
+    ts = []
+    for _ in range(timed):
+        t0 = time.perf_counter(); s.run(None, f); ts.append(time.perf_counter() - t0)
+    print(json.dumps(float(np.median(ts))), flush=True)
 '''
 # Between two turns: long enough for the previous runtime's idle workers to stop spinning
-# (ferry's spin 20 ms, onnxruntime's less). A turn is RUNS_PER_TURN back-to-back runs of which
-# the last is timed: the first ones take the cost of workers that have slept and of caches the
-# other runtime emptied, so that a pair compares both runtimes' steady-state latency.
+# (ferry's spin 20 ms, onnxruntime's less). A turn first runs the model for WARM_S (at least
+# once), untimed: those runs take the cost of workers that have slept, of caches the other
+# runtime emptied, and of this VM's slow first milliseconds after an idle pause (a 256^3 GEMM
+# takes 3.5x its steady time right after 0.3 s idle, and ~5 ms to get back to it, in either
+# library). Then TIMED_PER_TURN runs are timed and their median is the turn's time, so that a
+# pair compares both runtimes' steady-state latency, short models included.
 PAUSE_S = 0.05
-RUNS_PER_TURN = 3
+WARM_S = 0.03
+TIMED_PER_TURN = 3
 
 
 class Worker:
@@ -72,7 +80,7 @@ class Worker:
             raise RuntimeError(f"{which} worker failed to start on {path}")
 
     def run(self) -> float:
-        self.p.stdin.write(f"run {RUNS_PER_TURN}\n")
+        self.p.stdin.write(f"run {WARM_S} {TIMED_PER_TURN}\n")
         self.p.stdin.flush()
         return json.loads(self.p.stdout.readline())
 

@@ -43,6 +43,9 @@ def _expected_failures() -> dict[str, str]:
 
 CASES = _collect()
 EXPECTED_FAILURES = _expected_failures()
+# Cases whose expected values are draws from numpy's generator (Bernoulli): ferry's draws differ,
+# and ten coin flips match the case's by chance about once in a thousand runs.
+RANDOM_OUTPUT = {n for n, reason in EXPECTED_FAILURES.items() if reason.startswith("random output")}
 
 
 def _compare(got, want, rtol, atol, what):
@@ -82,8 +85,9 @@ def _value(v):
     return v
 
 
-def run_case(case) -> None:
-    """Raise on any mismatch; return quietly when the case passes."""
+def run_case(case, values: bool = True) -> None:
+    """Raise on any mismatch; return quietly when the case passes. ``values=False`` (random
+    outputs): dtypes and shapes must match, and the values be 0 or 1 (Bernoulli draws)."""
     model = case.model
     inits = {i.name for i in model.graph.initializer}
     input_names = [i.name for i in model.graph.input if i.name not in inits]
@@ -96,12 +100,22 @@ def run_case(case) -> None:
         with np.errstate(all="ignore"):
             got = sess.run(output_names, feeds)
         for name, g, w in zip(output_names, got, outputs):
-            _compare(g, w, case.rtol, case.atol, f"{case.name}:{name}")
+            if values:
+                _compare(g, w, case.rtol, case.atol, f"{case.name}:{name}")
+                continue
+            w = np.asarray(w)
+            assert g.dtype == w.dtype and g.shape == w.shape, f"{case.name}:{name}"
+            assert np.isin(g, (0, 1)).all(), f"{case.name}:{name}: draws other than 0 and 1"
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_node_case(name):
     case = CASES[name]
+    if name in RANDOM_OUTPUT:
+        # What does not depend on the generator is checked; the values stay an expected
+        # failure whether or not this run's draws happen to match.
+        run_case(case, values=False)
+        pytest.xfail(EXPECTED_FAILURES[name])
     if name in EXPECTED_FAILURES:
         try:
             run_case(case)

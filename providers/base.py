@@ -98,6 +98,21 @@ class Capability:
     reasons: dict = field(default_factory=dict)
 
 
+class StaleRunner(Exception):
+    """Raised by a :class:`DirectRunner` whose plan its partition no longer keeps."""
+
+
+@dataclass
+class DirectRunner:
+    """One of a partition's compiled runs, reachable in one call: ``run(values)`` takes the
+    values of ``input_names`` in that order and returns those of ``output_names`` in theirs.
+    It raises :class:`StaleRunner` once the partition has dropped what it runs."""
+
+    input_names: list[str]
+    output_names: list[str]
+    run: Callable[[list], list]
+
+
 class CompiledPartition:
     """A subgraph compiled by a provider. ``inputs``/``outputs`` are value names at the
     partition's boundary; :meth:`run` maps input values (on this provider's device) to output
@@ -110,6 +125,13 @@ class CompiledPartition:
     def run(self, feeds: dict[str, Any], run_state: Any) -> dict[str, Any]:
         """Run once. ``run_state`` carries the run's options (terminate flag, profiler)."""
         raise NotImplementedError("need run")
+
+    def direct_runner(self, feeds: dict[str, Any]) -> DirectRunner | None:
+        """What :meth:`run` does for feeds of this signature (names, shapes, dtypes; host
+        arrays) without run options or a profiler, as one call that skips run's per-call
+        lookups: a session sends repeated requests of a model held by one partition straight
+        to it. None (the default) when there is no such shortcut."""
+        return None
 
     def explain(self) -> dict[str, Any]:
         """Provider-specific facts about this partition (kernels used, memory plan...)."""

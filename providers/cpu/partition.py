@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from providers.base import CompileContext, CompiledPartition
+from providers.base import CompileContext, CompiledPartition, DirectRunner, StaleRunner
 from providers.cpu import native, opset
 from providers.cpu.size_prediction import predicted_output_bytes
 from runtime import errors, ir, memory
@@ -224,6 +224,11 @@ class CpuPartition(CompiledPartition):
         programs = [self.folded] + ([self.full] if self.full is not self.folded else [])
         return sum(p.release_memory() for p in programs)
 
+    def direct_runner(self, feeds: dict[str, Any]) -> DirectRunner | None:
+        if self.step_timing or any(n in feeds for n in self.overridable):
+            return None
+        return self.folded.direct_runner(feeds)
+
     def step_times(self) -> list[dict[str, Any]]:
         programs = [self.folded] + ([self.full] if self.full is not self.folded else [])
         return [row for p in programs for row in p.step_times()]
@@ -305,13 +310,17 @@ class _Program:
                 except Exception as exc:
                     # Stopped between steps (terminate or timeout): RunCancelled, plan kept.
                     run_state.check_cancelled()
-                    # Re-run node by node: either the plan's assumption broke (then this
-                    # signature stays on the slow path) or the trace names the failing node.
+                    # Re-run node by node. When that fails too, the input is at fault (an
+                    # index out of range): the error names the node and the plan stays, or one
+                    # bad request would put every later one of its shape on the slow path.
                     log.debug("plan run failed (%s); retrying node by node", exc)
+                    env, _ = self._trace(feeds, run_state, record=False)
+                    # It ran node by node where the plan failed: the plan's assumption broke,
+                    # and this signature stays on the slow path.
                     with self._lock:
                         self._trace_only.add(key)
                         self._plans.pop(key, None)
-                    key = None
+                    return {name: env[name] for name in self.outputs}
         env, steps = self._trace(feeds, run_state, record=key is not None)
         if key is not None and steps is not None:
             try:
@@ -326,6 +335,31 @@ class _Program:
                     while len(self._plans) > part.cache_size:
                         self._plans.popitem(last=False)
         return {name: env[name] for name in self.outputs}
+
+    def direct_runner(self, feeds: dict[str, Any]) -> DirectRunner | None:
+        """The plan that run() takes for these feeds' signature, as one call (see
+        CompiledPartition.direct_runner); None when they go node by node or have no plan yet.
+        It goes stale when the plan leaves the cache or step timing starts."""
+        part = self.part
+        if not (part.use_plan and self.static):
+            return None
+        key = self._signature(feeds)
+        if key is None or key in self._trace_only:
+            return None
+        plans = self._plans
+        entry = plans.get(key)
+        if entry is None:
+            return None
+        plan, shapes, dtypes = entry.plan, entry.output_shapes, entry.output_dtypes
+
+        def run(values: list) -> list:
+            if part.step_timing or plans.get(key) is not entry:
+                raise StaleRunner("the plan left the partition's cache")
+            outs = [np.empty(s, d) for s, d in zip(shapes, dtypes)]
+            plan.run(values, outs)
+            return outs
+
+        return DirectRunner(list(entry.input_names), list(entry.produced_outputs), run)
 
     def _signature(self, feeds: dict[str, Any]):
         sig = []

@@ -18,8 +18,8 @@ struct TileStore {
   // Prefetch the tile's rows of C before the k loop: set when tiles go down a column (C rows
   // far apart, which the hardware prefetchers do not follow); row-by-row walks leave it off.
   bool prefetch_c = false;
-  // Prefetch the B panel ahead in the k loop: set when tiles go along a row (each tile reads
-  // its panel from L2 again, faster than the hardware prefetchers bring it).
+  // Prefetch A and B ahead in the k loop (the driver sets it: whichever operand's panel comes
+  // from L2 arrives late without it).
   bool prefetch_b = false;
   // The tile's mr x nr block of a residual (rows ld_residual apart), added unscaled; or null.
   const float* residual = nullptr;

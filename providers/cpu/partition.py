@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -350,13 +351,16 @@ class _Program:
         entry = plans.get(key)
         if entry is None:
             return None
-        plan, shapes, dtypes = entry.plan, entry.output_shapes, entry.output_dtypes
+        # Weakly: a plan the cache evicts is freed (with its arena), not kept by the runner.
+        entry_ref = weakref.ref(entry)
+        shapes, dtypes = list(entry.output_shapes), list(entry.output_dtypes)
 
         def run(values: list) -> list:
-            if part.step_timing or plans.get(key) is not entry:
+            current = entry_ref()
+            if current is None or part.step_timing or plans.get(key) is not current:
                 raise StaleRunner("the plan left the partition's cache")
             outs = [np.empty(s, d) for s, d in zip(shapes, dtypes)]
-            plan.run(values, outs)
+            current.plan.run(values, outs)
             return outs
 
         return DirectRunner(list(entry.input_names), list(entry.produced_outputs), run)

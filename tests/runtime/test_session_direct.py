@@ -4,7 +4,9 @@ same as on the full path. Each test warms the direct path first, then checks one
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -231,3 +233,19 @@ def test_concurrent_direct_requests_match_serial(mlp):
     for r, e in zip(results, expected):
         for a, b in zip(r, e):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_plan_the_cache_evicts_is_freed_not_kept_by_its_runner(mlp):
+    sess = InferenceSession(mlp.SerializeToString(), providers=["cpu"],
+                            provider_options=[{"plan_cache_size": 1}])
+    one, two = _x(1, 1), _x(2, 2)
+    sess.run(None, {"x": one})
+    sess.run(None, {"x": one})  # direct
+    program = sess._executor.partitions[0].compiled.folded
+    evicted = weakref.ref(next(iter(program._plans.values())))
+    sess.run(None, {"x": two})  # a second shape: the cache of one plan drops the first
+    gc.collect()
+    assert evicted() is None
+    for x in (one, two, one):  # the stale runner gives way to the full path, which replans
+        for g, e in zip(sess.run(None, {"x": x}), ort_run(mlp, {"x": x})):
+            np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)

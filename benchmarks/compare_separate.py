@@ -5,9 +5,10 @@
 
 Models are paths or names: light_* are the onnx package's models, other names come from the
 zoo cache (benchmarks/zoo.py). For each thread count, one worker process per runtime holds its
-session; the driver asks them for a turn at a time (runs for 30 ms untimed, then three timed runs whose
-median is the turn's time), alternating which goes first, with a pause between turns, and reports the median of the pairs'
-ratios (ferry / onnxruntime) with its quartiles, and each runtime's median time.
+session; the driver asks them for a turn at a time (30 ms of untimed runs, then three timed
+runs whose median is the turn's time), alternating which goes first, with a pause between
+turns, and reports the median of the pairs' ratios (ferry / onnxruntime) with its quartiles,
+and each runtime's median time.
 
 Why processes: at 2 threads, in one process the runtime that ran last keeps its worker threads
 spinning into the other's run and takes the cores. Why pairs: this machine's speed drifts by

@@ -23,7 +23,7 @@ SHAPES = [(256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 204
           (128, 768, 768), (128, 3072, 768), (128, 768, 3072)]  # (M, N, K)
 
 
-def _warm_median_time(fn, runs: int, warm_s: float = 0.03) -> float:
+def warm_median_time(fn, runs: int, warm_s: float = 0.03) -> float:
     """Median of `runs` timed calls after calling fn for warm_s seconds (at least once)."""
     t0 = time.perf_counter()
     fn()
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
             for i in range(max(3, runs // 3)):
                 for lib in ((ferry, blas) if i % 2 == 0 else (blas, ferry)):
                     time.sleep(0.15)
-                    (tf if lib is ferry else tn).append(_warm_median_time(lib, 3))
+                    (tf if lib is ferry else tn).append(warm_median_time(lib, 3))
         np.testing.assert_allclose(y, y_np, rtol=1e-3, atol=1e-2)
         ratio = float(np.median(np.array(tn) / np.array(tf)))
         flops = 2.0 * m * n * k

@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gemm import warm_median_time
 
 
 def model(m: int, k: int, n: int):
@@ -35,19 +36,6 @@ def model(m: int, k: int, n: int):
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     proto.ir_version = 8
     return proto
-
-
-def block(fn, warm_s: float = 0.02, timed: int = 5) -> float:
-    t0 = time.perf_counter()
-    fn()
-    while time.perf_counter() - t0 < warm_s:
-        fn()
-    ts = []
-    for _ in range(timed):
-        t1 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t1)
-    return float(np.median(ts))
 
 
 def main(argv=None) -> int:
@@ -78,7 +66,7 @@ def main(argv=None) -> int:
     names = list(ways)
     for i in range(args.blocks):
         for w in names[i % 3:] + names[:i % 3]:
-            times[w].append(block(ways[w]))
+            times[w].append(warm_median_time(ways[w], 5, warm_s=0.02))
     base = np.array(times["onnxruntime"])
     print(f"{args.m}x{args.k}x{args.n} MatMul + bias, 1 thread, {args.blocks} blocks")
     print(f"{'':>20} {'median us':>10} {'/ onnxruntime (quartiles)':>28}")

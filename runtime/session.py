@@ -345,8 +345,9 @@ class InferenceSession:
     # ---- running -------------------------------------------------------------------------
     def run(self, output_names, input_feed: dict[str, Any], run_options: RunOptions | None = None
             ) -> list[Any]:
-        if self._direct and run_options is None:
-            result = self._run_direct(output_names, input_feed)
+        direct_key = self._direct_key(output_names, input_feed) if run_options is None else None
+        if direct_key is not None and self._direct:
+            result = self._run_direct(direct_key, input_feed)
             if result is not None:
                 return result
         if self._closed:
@@ -362,8 +363,8 @@ class InferenceSession:
         result = self._executor.run(feeds, names, run_options, profiler)
         if profiler is not None:
             profiler.add("Session", "model_run", t0)
-        elif run_options is None:
-            self._remember_direct(output_names, input_feed, names)
+        elif direct_key is not None:
+            self._remember_direct(direct_key, input_feed, names)
         return result
 
     # ---- repeated requests -----------------------------------------------------------------
@@ -396,12 +397,11 @@ class InferenceSession:
             return None
         return outs, tuple(sig)
 
-    def _run_direct(self, output_names, input_feed) -> list[Any] | None:
-        """The outputs of a request whose signature has a direct runner; None otherwise, and
-        when the runner failed or went stale (then the full path runs the request, and reports
-        a failure as it always does, naming the node)."""
-        key = self._direct_key(output_names, input_feed)
-        hit = self._direct.get(key) if key is not None else None
+    def _run_direct(self, key: tuple, input_feed) -> list[Any] | None:
+        """The outputs of a request whose signature (``key``) has a direct runner; None
+        otherwise, and when the runner failed or went stale (then the full path runs the
+        request, and reports a failure as it always does, naming the node)."""
+        hit = self._direct.get(key)
         if hit is None or self._closed:
             return None
         runner, positions = hit
@@ -414,19 +414,14 @@ class InferenceSession:
             return None
         return [outs[i] for i in positions]
 
-    def _remember_direct(self, output_names, input_feed, names: list[str]) -> None:
+    def _remember_direct(self, key: tuple, input_feed, names: list[str]) -> None:
         """After a request passed the full path: keep its partition's direct runner, when the
-        model is one partition that offers one and the request fed exactly its inputs."""
+        model is one partition that offers one for these feeds (the partition declines feeds
+        that override an initializer) and the feeds hold every input the runner reads."""
         parts = self._partitioning.partitions
-        if len(parts) != 1 or self._closed:
+        if len(parts) != 1 or self._closed or key in self._direct:
             return
-        key = self._direct_key(output_names, input_feed)
-        if key is None or key in self._direct or input_feed.keys() & self._overridable:
-            return
-        compiled = parts[0].compiled
-        if not set(compiled.inputs) <= input_feed.keys():
-            return
-        runner = compiled.direct_runner(input_feed)
+        runner = parts[0].compiled.direct_runner(input_feed)
         if runner is None or not set(runner.input_names) <= input_feed.keys():
             return
         if not set(names) <= set(runner.output_names):  # an output passed through, a constant

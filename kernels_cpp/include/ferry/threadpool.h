@@ -9,10 +9,10 @@ namespace ferry {
 void set_num_threads(int n);
 int num_threads();
 
-// How long idle workers spin for the next job before they sleep (default 20 ms; 0: sleep at
-// once, for a process that must not burn CPU between runs).
 // Idle workers' spin before sleeping, in microseconds (threadpool.cpp says why this long).
 constexpr int64_t kDefaultSpinUs = 20000;
+// How long idle workers spin for the next job before they sleep (default kDefaultSpinUs; 0:
+// sleep at once, for a process that must not burn CPU between runs).
 void set_spin_us(int64_t us);
 // Wakes sleeping workers so that they spin for the next job (a run is about to start).
 void wake_workers();
